@@ -1,0 +1,1 @@
+"""milguard rule library."""

@@ -1,0 +1,32 @@
+"""milguard: keep fp16-fragile subgraphs of Core ML programs in fp32, predict placement, audit fp16 risk.
+
+Importing milguard registers its passes with coremltools' pass registry.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from . import registered as _registered  # noqa: F401  (registers milguard::* passes)
+from .errors import MilguardError, ModelError, UnsupportedOpError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use to keep `import milguard` light)
+_API = {
+    "find_patterns": "milguard.pattern.find",
+    "pipeline": "milguard.pipeline",
+    "install": "milguard.pipeline",
+    "keep_fp32": "milguard.actions.repair",
+    "run": "milguard.executor",
+    "to_networkx": "milguard.analysis.graph",
+    "audit": "milguard.report.audit",
+}
+
+__all__ = sorted([*_API, "MilguardError", "ModelError", "UnsupportedOpError"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'milguard' has no attribute '{name}'")

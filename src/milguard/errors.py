@@ -1,0 +1,18 @@
+"""Errors milguard raises on purpose. Each message is one line that names the problem."""
+from __future__ import annotations
+
+
+class MilguardError(Exception):
+    """Base class: a problem with the user's input or request, not a bug in milguard."""
+
+
+class ModelError(MilguardError):
+    """The model cannot be read: missing path, wrong format, neural network, corrupt package."""
+
+
+class UnsupportedOpError(MilguardError):
+    """An op milguard has no semantics for (the executor or an analysis) was reached."""
+
+    def __init__(self, op_type: str, op_name: str, where: str = "executor"):
+        self.op_type, self.op_name = op_type, op_name
+        super().__init__(f"{where}: unsupported op type '{op_type}' (op '{op_name}')")

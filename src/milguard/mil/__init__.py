@@ -1,0 +1,35 @@
+"""The façade over coremltools internals.
+
+Only this package imports ``coremltools.converters.mil...``; every other module of milguard
+talks to the names exported here, so a coremltools upgrade touches one folder.
+"""
+from .core import (
+    AbstractGraphPass,
+    Block,
+    Function,
+    Operation,
+    PASS_REGISTRY,
+    PassPipeline,
+    PassPipelineManager,
+    Program,
+    Var,
+    block_context_manager,
+    const_value,
+    dtype_name,
+    iter_blocks,
+    iter_ops,
+    mb,
+    module_path,
+    np_dtype,
+    op_inputs,
+    register_pass,
+    types,
+)
+from .io import Loaded, load, save, write_package
+
+__all__ = [
+    "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
+    "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager",
+    "const_value", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path",
+    "np_dtype", "op_inputs", "register_pass", "save", "types", "write_package",
+]

@@ -1,0 +1,85 @@
+"""Read-only views of MIL programs: dtypes, constants, op inputs, nested blocks, provenance."""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import numpy as np
+
+# coremltools logs one line per missing native proxy on Linux; they are expected there.
+logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+from coremltools.converters.mil.mil import Block, Builder as mb, Function, Operation, Program, Var, types  # noqa: E402
+from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass  # noqa: E402
+from coremltools.converters.mil.mil.passes.helper import block_context_manager  # noqa: E402
+from coremltools.converters.mil.mil.passes.pass_pipeline import (  # noqa: E402
+    PassPipeline,
+    PassPipelineManager,
+)
+from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY, register_pass  # noqa: E402
+from coremltools.converters.mil.mil.scope import ScopeSource  # noqa: E402
+from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin  # noqa: E402
+
+
+def dtype_name(var: Var) -> str | None:
+    """'fp16', 'fp32', 'int32', 'bool', ... for tensors and scalars; None for lists, states, tuples."""
+    try:
+        return types.builtin_to_string(var.dtype)
+    except Exception:  # noqa: BLE001 - non-tensor types have no dtype string
+        return None
+
+
+def np_dtype(name: str) -> type:
+    """numpy dtype for a MIL dtype name ('fp16' -> np.float16)."""
+    return nptype_from_builtin(types.string_to_builtin(name))
+
+
+def const_value(var: Var | None) -> np.ndarray | None:
+    """The value of a var whose value is known at compile time (a const or a folded expression)."""
+    if var is None or not isinstance(var, Var):
+        return None
+    val = var.val
+    if val is None:
+        return None
+    try:
+        return np.asarray(val)
+    except Exception:  # noqa: BLE001 - symbolic values are not constants
+        return None
+
+
+def op_inputs(op: Operation) -> list[tuple[str, Var]]:
+    """(parameter, var) for every input var of an op; list-valued parameters give 'name[i]'."""
+    out: list[tuple[str, Var]] = []
+    for param, value in op.inputs.items():
+        if isinstance(value, (list, tuple)):
+            out.extend((f"{param}[{i}]", v) for i, v in enumerate(value))
+        else:
+            out.append((param, value))
+    return out
+
+
+def iter_blocks(block: Block) -> Iterator[Block]:
+    """The block itself, then every nested block (cond / while_loop bodies), depth first."""
+    yield block
+    for op in list(block.operations):
+        for inner in op.blocks:
+            yield from iter_blocks(inner)
+
+
+def iter_ops(block: Block, recursive: bool = True) -> Iterator[Operation]:
+    """Ops of a block in program order; with ``recursive``, ops of nested blocks follow their parent op."""
+    for op in list(block.operations):
+        yield op
+        if recursive:
+            for inner in op.blocks:
+                yield from iter_ops(inner, recursive=True)
+
+
+def module_path(op: Operation) -> str | None:
+    """The torch module an op came from ('layers.0.input_layernorm'), from its converter scopes."""
+    scopes = getattr(op, "scopes", None) or {}
+    names = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_NAME, []) if n]
+    if names:
+        return ".".join(names)
+    kinds = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE, []) if n]
+    return "/".join(kinds) or None

@@ -1,0 +1,126 @@
+"""Loading ML programs (MLModel, .mlpackage, .mlmodel, Program) into pymil and saving them back, on Linux."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import coremltools as ct
+from coremltools.converters.mil.converter import mil_convert
+from coremltools.converters.mil.frontend.milproto.load import load as _milproto_load
+from coremltools.converters.mil.mil import Program
+from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
+
+from ..errors import ModelError
+
+
+@dataclass
+class Loaded:
+    """A program and what is needed to write it back: the spec's description and version."""
+
+    program: Program
+    spec: Any = None                 # Model_pb2.Model, None for a bare Program
+    path: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def specification_version(self) -> int:
+        if self.spec is not None:
+            return self.spec.specificationVersion
+        fn = next(iter(self.program.functions.values()))
+        return int(fn.opset_version.value) if fn.opset_version is not None else int(ct.target.iOS15.value)
+
+
+def load(model: Any) -> Loaded:
+    """Program | MLModel | path to .mlpackage/.mlmodel -> Loaded. Raises ModelError with one line."""
+    if isinstance(model, Program):
+        return Loaded(program=model)
+    if isinstance(model, ct.models.MLModel):
+        return _from_mlmodel(model, None)
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.exists():
+            raise ModelError(f"{path}: no such file or directory")
+        if path.suffix not in (".mlpackage", ".mlmodel"):
+            raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage or .mlmodel)")
+        if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
+            raise ModelError(f"{path}: corrupt package (Manifest.json missing)")
+        try:
+            mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
+        except Exception as exc:  # noqa: BLE001 - coremltools raises many kinds here
+            raise ModelError(f"{path}: cannot read model ({_one_line(exc)})") from None
+        return _from_mlmodel(mlmodel, path)
+    raise ModelError(f"cannot load a {type(model).__name__}: expected a Program, an MLModel or a path")
+
+
+def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None) -> Loaded:
+    where = str(path) if path else "model"
+    try:
+        spec = mlmodel.get_spec()
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{where}: cannot read the model spec ({_one_line(exc)})") from None
+    kind = spec.WhichOneof("Type")
+    if kind != "mlProgram":
+        raise ModelError(f"{where}: a '{kind}' model, not an ML program; milguard reads ML programs only")
+    weights_dir = mlmodel.weights_dir or ""
+    if _needs_weights(spec) and not (weights_dir and Path(weights_dir).is_dir()):
+        raise ModelError(f"{where}: the package has no weights folder but the program references weight files")
+    try:
+        program = _milproto_load(spec, specification_version=spec.specificationVersion,
+                                 file_weights_dir=weights_dir)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{where}: corrupt ML program ({_one_line(exc)})") from None
+    meta = dict(spec.description.metadata.userDefined)
+    return Loaded(program=program, spec=spec, path=path, metadata=meta)
+
+
+def _needs_weights(spec: Any) -> bool:
+    return b"@model_path/weights" in spec.mlProgram.SerializeToString()
+
+
+def save(loaded: Loaded, program: Program | None = None, path: str | os.PathLike | None = None,
+         metadata: dict[str, str] | None = None) -> "ct.models.MLModel":
+    """Serialize a program as an ML program keeping the original I/O description and metadata.
+
+    With ``path`` the package is written atomically: to a temporary sibling, then renamed.
+    An existing ``path`` is never overwritten.
+    """
+    program = program if program is not None else loaded.program
+    kwargs: dict[str, Any] = {}
+    if loaded.spec is not None:
+        kwargs["model_description"] = loaded.spec.description
+    mlmodel = mil_convert(program, convert_from="milinternal", convert_to="mlprogram",
+                          specification_version=loaded.specification_version,
+                          compute_units=ct.ComputeUnit.ALL, skip_model_load=True,
+                          main_pipeline=PassPipeline.EMPTY, **kwargs)
+    for key, value in {**loaded.metadata, **(metadata or {})}.items():
+        mlmodel.user_defined_metadata[key] = value
+    if path is not None:
+        write_package(mlmodel, path)
+    return mlmodel
+
+
+def write_package(mlmodel: "ct.models.MLModel", path: str | os.PathLike) -> Path:
+    """Save ``mlmodel`` at ``path`` atomically; refuses to overwrite an existing path."""
+    target = Path(path)
+    if target.exists():
+        raise ModelError(f"{target}: already exists; milguard never overwrites a model")
+    if target.suffix != ".mlpackage":
+        raise ModelError(f"{target}: the output must end in .mlpackage")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".milguard-", dir=target.parent))
+    try:
+        staged = tmp / target.name
+        mlmodel.save(str(staged))
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,9 @@
+"""Imports every module that defines a registered ``milguard::*`` coremltools pass."""
+from __future__ import annotations
+
+from importlib import import_module
+
+_PASS_MODULES: tuple[str, ...] = ()
+
+for _name in _PASS_MODULES:
+    import_module(_name)
