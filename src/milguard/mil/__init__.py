@@ -22,6 +22,7 @@ from .core import (
     module_path,
     np_dtype,
     op_inputs,
+    op_params,
     register_pass,
     types,
 )
@@ -31,5 +32,5 @@ __all__ = [
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
     "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager",
     "const_value", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path",
-    "np_dtype", "op_inputs", "register_pass", "save", "types", "write_package",
+    "np_dtype", "op_inputs", "op_params", "register_pass", "save", "types", "write_package",
 ]

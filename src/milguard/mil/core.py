@@ -83,3 +83,17 @@ def module_path(op: Operation) -> str | None:
         return ".".join(names)
     kinds = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE, []) if n]
     return "/".join(kinds) or None
+
+
+def op_params(op_type: str) -> frozenset[str] | None:
+    """Parameter names of a MIL op type across all opsets; None when the op type does not exist."""
+    from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
+
+    versions = SSAOpRegistry.core_ops.get(op_type)
+    if not versions:
+        return None
+    names: set[str] = set()
+    for cls in versions.values():
+        if cls is not None:
+            names.update(cls.input_spec.input_types.keys())
+    return frozenset(names)
