@@ -20,6 +20,7 @@ from .core import (
     iter_ops,
     mb,
     module_path,
+    module_type,
     np_dtype,
     op_inputs,
     op_params,
@@ -31,6 +32,6 @@ from .io import Loaded, load, save, write_package
 __all__ = [
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
     "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager",
-    "const_value", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path",
+    "const_value", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path", "module_type",
     "np_dtype", "op_inputs", "op_params", "register_pass", "save", "types", "write_package",
 ]

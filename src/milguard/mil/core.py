@@ -76,13 +76,21 @@ def iter_ops(block: Block, recursive: bool = True) -> Iterator[Operation]:
 
 
 def module_path(op: Operation) -> str | None:
-    """The torch module an op came from ('layers.0.input_layernorm'), from its converter scopes."""
+    """The torch module an op came from, as a dotted path ('0.norm'), from its converter scopes.
+
+    The torch frontend records, per op, the module names from the traced root down to the module
+    that emitted it, followed by the name of the torch value; the value name is dropped here.
+    """
     scopes = getattr(op, "scopes", None) or {}
-    names = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_NAME, []) if n]
-    if names:
-        return ".".join(names)
-    kinds = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE, []) if n]
-    return "/".join(kinds) or None
+    names = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_NAME, [])[:-1] if n]
+    return ".".join(names) or None
+
+
+def module_type(op: Operation) -> str | None:
+    """The class name of the torch module an op came from ('RMSNorm'), or None."""
+    scopes = getattr(op, "scopes", None) or {}
+    kinds = [n for n in scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE, [])[:-1] if n]
+    return kinds[-1] if kinds else None
 
 
 def op_params(op_type: str) -> frozenset[str] | None:
