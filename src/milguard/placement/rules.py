@@ -1,0 +1,264 @@
+"""The placement rules table: data, evaluated in order, the first rule whose predicate holds decides.
+
+Each rule gives a *verdict* for one op:
+
+* ``ane``     — eligible for the Neural Engine;
+* ``cpu``     — expected on the CPU whatever the region around it (Core ML practice);
+* ``off_ane`` — not on the Neural Engine; CPU or GPU is decided per region by ``predict``
+  (a run of such ops goes to the GPU under ``ALL`` when it is large, P2);
+* ``none``    — not placed at all (const ops: ``MLComputePlan`` reports no device, O19).
+
+Rule ids are the research notes' row numbers (D = data type, O = op type, R = rank and
+dimensions, S = shapes and size, P = partitioning, A3 = the proposed table) followed by a
+short name. Certainty: H = Apple documentation or code, or agreeing measurements; M = one
+careful measurement or a reverse-engineered catalogue; L = an anecdote or NN-era behaviour.
+
+The order goes from the most specific fact to the most general: no device at all, compute
+units, op types that never reach the Neural Engine, integer and dynamic-shape work, chip
+gates, precision (fp32), hardware limits, the size floor, and finally the eligible op list.
+A static predictor gives eligibility, not ground truth ("eligibility is not placement").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from .facts import OpFacts, is_unplaced
+from .target import Target
+
+Predicate = Callable[[OpFacts, Target], bool]
+
+CONTROL_FLOW = frozenset({"cond", "while_loop", "make_list", "list_length", "list_read",
+                          "list_write", "list_gather", "list_scatter"})
+RECURRENT = frozenset({"lstm", "gru", "rnn"})
+GATHERS = frozenset({"gather", "gather_nd", "gather_along_axis"})
+SORTS = frozenset({"topk", "argsort"})
+WALLED = frozenset({
+    "scatter", "scatter_nd", "scatter_along_axis", "one_hot", "non_zero", "mod", "logical_and",
+    "logical_or", "logical_xor", "reduce_prod", "shape", "reverse_sequence", "sliding_windows",
+    "random_normal", "random_uniform", "random_bernoulli", "random_categorical", "range_1d",
+    "cumsum", "asin", "acos", "atanh", "sinh", "cosh", "tan", "non_maximum_suppression",
+})
+TEXTURE = frozenset({"resize", "resize_bilinear", "resize_nearest_neighbor", "upsample_bilinear",
+                     "upsample_nearest_neighbor", "crop_resize", "affine", "resample"})
+INT_OUTPUT_OK = frozenset({"reduce_argmax", "reduce_argmin", "quantize"})
+SHAPE_PARAMS = {                       # parameters that must be compile-time constants (O7)
+    "reshape": ("shape",), "slice_by_index": ("begin", "end", "stride"),
+    "slice_by_size": ("begin", "size"), "tile": ("reps",), "pad": ("pad",),
+    "expand_dims": ("axes",), "squeeze": ("axes",), "transpose": ("perm",),
+    "split": ("split_sizes", "num_splits"), "slice_update": ("begin", "end", "stride"),
+    "resize": ("target_size_height", "target_size_width"),
+}
+CONTRACTING = frozenset({"matmul", "linear", "einsum", "conv", "conv_transpose"})
+ANE_ELIGIBLE = frozenset({
+    # matrix and convolution work (O14, O15)
+    "conv", "conv_transpose", "conv_quantized", "linear", "matmul", "einsum",
+    "scaled_dot_product_attention",
+    # normalisation and softmax (O10, O11)
+    "softmax", "layer_norm", "instance_norm", "batch_norm", "l2_norm", "local_response_norm",
+    # reductions (O12)
+    "reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "reduce_l1_norm", "reduce_l2_norm",
+    "reduce_log_sum", "reduce_log_sum_exp", "reduce_sum_square", "reduce_argmax", "reduce_argmin",
+    # element-wise and activations (O13, A.3)
+    "add", "sub", "mul", "real_div", "floor_div", "maximum", "minimum", "pow", "square", "abs",
+    "inverse", "rsqrt", "sqrt", "exp", "exp2", "log", "relu", "relu6", "leaky_relu", "gelu",
+    "silu", "sigmoid", "sigmoid_hard", "tanh", "erf", "elu", "prelu", "softplus",
+    "softplus_parametric", "softsign", "clamped_relu", "linear_activation", "scaled_tanh",
+    "thresholded_relu", "threshold", "clip", "sign", "round", "floor", "ceil", "atan", "sin", "cos",
+    "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "select",
+    "logical_not",
+    # layout (A.3, with static shapes and offsets)
+    "reshape", "reshape_like", "transpose", "expand_dims", "squeeze", "concat", "split", "stack",
+    "slice_by_size", "slice_by_index", "pad", "tile", "pixel_shuffle", "pixel_unshuffle",
+    "depth_to_space", "space_to_depth", "space_to_batch", "batch_to_space", "flatten2d", "crop",
+    "identity", "reverse", "cast",
+    # pooling (O14), quantized activations (D5), state (A.3), texture ops (O16, chip-gated)
+    "avg_pool", "max_pool", "l2_pool", "quantize", "dequantize", "read_state", "write_state",
+    "coreml_update_state", "slice_update", *TEXTURE,
+})
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    verdict: str          # "ane" | "cpu" | "off_ane" | "none"
+    certainty: str        # "H" | "M" | "L"
+    source: str
+    applies: Predicate
+
+
+# --------------------------------------------------------------------------- predicates
+def _types(names: frozenset[str]) -> Predicate:
+    return lambda f, t: f.op_type in names
+
+
+def _integer_work(f: OpFacts, t: Target) -> bool:
+    if f.op_type in ("quantize", "dequantize"):
+        return False
+    return bool(f.runtime_int_dtypes) or (bool(f.output_int_dtypes) and f.op_type not in INT_OUTPUT_OK)
+
+
+def _dynamic_offset(f: OpFacts, t: Target) -> bool:
+    return any(not f.const(p) for p in SHAPE_PARAMS.get(f.op_type, ()))
+
+
+def _gather(f: OpFacts, t: Target) -> bool:
+    return f.op_type in GATHERS and not (t.options.gather_on_ane and t.chip.ane_class != "A13")
+
+
+def _reflect_pad(f: OpFacts, t: Target) -> bool:
+    if f.op_type != "pad" or t.chip.reflect_pad:
+        return False
+    mode = f.op.inputs.get("mode")
+    return mode is not None and str(mode.val) in ("reflect", "replicate", "symmetric")
+
+
+def _precision_cast(f: OpFacts, t: Target) -> bool:
+    return f.op_type == "cast" and {"fp16", "fp32"} <= f.float_dtypes
+
+
+def _static_dims(shape: tuple) -> list[int] | None:
+    try:
+        return [int(d) for d in shape]
+    except (TypeError, ValueError):
+        return None
+
+
+def _dims_exceeded(f: OpFacts, t: Target) -> bool:
+    """Dims map to N(D)CHW from the right: W = last axis, H, C, D (rank 5) or N, then N."""
+    limits = {"W": t.chip.spatial_max, "H": t.chip.spatial_max, "D": t.chip.spatial_max,
+              "C": t.chip.channel_max, "N": t.chip.channel_max}
+    for shape in f.shapes:
+        dims = _static_dims(shape)
+        if not dims or len(dims) > 5:
+            continue
+        names = "NDCHW"[-len(dims):] if len(dims) == 5 else "NCHW"[-len(dims):]
+        if any(d > limits[n] for n, d in zip(names, dims)):
+            return True
+    return False
+
+
+def _contraction(f: OpFacts) -> int:
+    x = f.op.inputs.get("x")
+    shape = _static_dims(x.shape) if x is not None and hasattr(x, "shape") else None
+    if not shape:
+        return 0
+    transpose_x = f.op.inputs.get("transpose_x")
+    return shape[-2] if transpose_x is not None and bool(transpose_x.val) and len(shape) > 1 else shape[-1]
+
+
+def _contraction_exceeded(f: OpFacts, t: Target) -> bool:
+    return f.op_type in ("matmul", "linear") and _contraction(f) > t.chip.contraction_max
+
+
+def _conv_kernel(f: OpFacts, t: Target) -> bool:
+    if f.op_type not in ("conv", "conv_transpose"):
+        return False
+    weight = f.op.inputs.get("weight")
+    if weight is None or not f.const("weight"):
+        return True                                 # dynamic weights: the weight path is compile-time
+    dims = _static_dims(weight.shape) or []
+    return len(dims) > 2 and dims[-1] > 13
+
+
+def _small_sdpa(f: OpFacts, t: Target) -> bool:
+    if f.op_type != "scaled_dot_product_attention":
+        return False
+    sizes = [math.prod(_static_dims(f.op.inputs[p].shape) or [0]) for p in ("query", "key", "value")]
+    return min(sizes) < t.options.sdpa_min_elements
+
+
+def _below_size_floor(f: OpFacts, t: Target) -> bool:
+    return f.op_type in CONTRACTING and f.flops / 2.0 < t.options.size_floor_macs
+
+
+# --------------------------------------------------------------------------- the table
+RULES: tuple[Rule, ...] = (
+    Rule("O19.const", "const and constexpr_* ops are folded at compile time and get no device",
+         "none", "H", "0seba/VoxCPMANE#15 (preferred=unreported); coremltools compute_plan.py; "
+         "pytorch/executorch#19252", lambda f, t: is_unplaced(f.op)),
+    Rule("units.cpu_only", "compute units CPU_ONLY: everything runs on the CPU", "cpu", "H",
+         "Apple MLComputeUnits documentation", lambda f, t: t.compute_units == "CPU_ONLY"),
+    Rule("O5.control_flow", "control flow and list ops (cond, while_loop, list_*) run on the CPU",
+         "cpu", "H", "smpanaro/more-ane-transformers NOTES (Apr 16 2023); ANEForge _op_catalog.py",
+         _types(CONTROL_FLOW)),
+    Rule("O1.recurrent", "lstm, gru and rnn never run on the Neural Engine", "off_ane", "H",
+         "apple/coremltools#1780 (Apple), #337; ANEForge catalogue", _types(RECURRENT)),
+    Rule("O3.gather", "gathers (embedding lookups, index-driven) are placed off the Neural Engine",
+         "off_ane", "H", "apple/ml-ane-transformers README (DistilBERT); apple/coremltools#1103; "
+         "smpanaro gather_ops_ane.py; pytorch/executorch#19252", _gather),
+    Rule("O4.topk", "topk and argsort run off the Neural Engine in Core ML practice", "off_ane", "M",
+         "roboflow/rf-detr#1495; apple/coreai-torch#66; ANEForge catalogue", _types(SORTS)),
+    Rule("O6.band_part", "band_part (causal-mask builder) is walled on the Neural Engine", "off_ane",
+         "M", "smpanaro NOTES (Apr 4 2023); ANEForge catalogue", _types(frozenset({"band_part"}))),
+    Rule("O8.walled", "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, "
+         "logical and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
+         "off_ane", "M", "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)", _types(WALLED)),
+    Rule("D7.integer", "integer tensor work (index arithmetic, casts to int32) is CPU work", "cpu",
+         "M", "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15", _integer_work),
+    Rule("S2.dynamic_shape", "a symbolic (flexible or data-dependent) dimension keeps the op off the "
+         "Neural Engine", "cpu", "H", "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370",
+         lambda f, t: f.dynamic),
+    Rule("O7.dynamic_offset", "a runtime slice offset, reshape shape, tile reps, pad or permutation "
+         "moves the op to the CPU", "cpu", "M", "smpanaro NOTES (Oct 25 2023)", _dynamic_offset),
+    Rule("R3.rank", "tensors of rank 6 or more are refused by the Neural Engine", "cpu", "H",
+         "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py",
+         lambda f, t: f.max_rank > 5),
+    Rule("O9.pow_exponent", "pow is native only with a constant exponent", "off_ane", "M",
+         "ANEForge catalogue (pow_const); inferred for a non-constant exponent",
+         lambda f, t: f.op_type == "pow" and not f.const("y")),
+    Rule("O8.trig_chip", "sin and cos need an A15-class Neural Engine (M3 family) or newer",
+         "off_ane", "M", "ANEForge _op_catalog.py",
+         lambda f, t: f.op_type in ("sin", "cos") and not t.chip.trig),
+    Rule("O16.texture_chip", "resize, upsample, crop_resize, affine and resample need an A14-class "
+         "Neural Engine (M2 family) or newer", "off_ane", "M", "ANEForge catalogue; "
+         "hollance/neural-engine#2", lambda f, t: f.op_type in TEXTURE and not t.chip.texture),
+    Rule("O12.argmin_chip", "reduce_argmin is walled on A14-class and older Neural Engines",
+         "off_ane", "M", "ANEForge catalogue; ane-guide ch.17",
+         lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin),
+    Rule("A3.reflect_pad_chip", "reflect and symmetric pad are walled on A13-class Neural Engines",
+         "off_ane", "M", "ANEForge catalogue", _reflect_pad),
+    Rule("O17.cast_boundary", "an fp16<->fp32 cast marks a precision boundary and runs with its fp32 "
+         "side", "off_ane", "M", "vx-lang/Vx#436; pytorch/executorch#19252", _precision_cast),
+    Rule("D1.fp32", "an fp32-typed op never runs on the Neural Engine", "off_ane", "H",
+         "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437",
+         lambda f, t: f.fp32),
+    Rule("R1.dims", "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is "
+         "rejected by the Neural Engine compiler", "off_ane", "H",
+         "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md", _dims_exceeded),
+    Rule("A3.contraction", "matmul/linear contraction K above 16384 (65536 on A16+)", "off_ane", "M",
+         "ane-guide ch.17; chrishayuk/larql#312; ANEForge Capabilities", _contraction_exceeded),
+    Rule("O14.conv_kernel", "conv with a kernel wider than 13 (fp16) or a non-constant weight",
+         "off_ane", "M", "ane-guide ch.17; ANEForge catalogue", _conv_kernel),
+    Rule("O15.sdpa_small", "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
+         "cpu", "M", "vx-lang/Vx#437", _small_sdpa),
+    Rule("S1.size_floor", "matmul/linear/einsum/conv below the size floor (5e5 MACs) is "
+         "CPU-preferred", "cpu", "M", "vx-lang/Vx#435, #436; ask-meridian.uk; aosama/astronomical#540",
+         _below_size_floor),
+    Rule("A3.eligible", "an fp16 op of a Neural Engine op type within all limits", "ane", "M",
+         "placement research notes A.3 (ANEForge, apple/ml-ane-transformers, coremltools docs)",
+         _types(ANE_ELIGIBLE)),
+    Rule("A3.unlisted", "an op type with no evidence of Neural Engine support (custom ops included)",
+         "off_ane", "L", "apple/coremltools#1278; hollance unsupported-layers.md",
+         lambda f, t: True),
+)
+
+# Rules applied by ``predict`` after the table, on runs of ops rather than single ops.
+REGION_RULES: tuple[Rule, ...] = (
+    Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
+         "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
+         "off_ane", "M", "hollance/neural-engine unsupported-layers.md; research notes A.4 step 1",
+         lambda f, t: False),
+    Rule("P4.small_segment", "an ANE segment with less work than the floor (4e6 FLOPs) moves to its "
+         "neighbour's device", "cpu", "L", "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; "
+         "ask-meridian.uk", lambda f, t: False),
+)
+
+RULES_BY_ID: dict[str, Rule] = {r.id: r for r in (*RULES, *REGION_RULES)}
+
+
+def first_rule(facts: OpFacts, target: Target) -> Rule:
+    """The first rule of ``RULES`` whose predicate holds (``A3.unlisted`` always does)."""
+    return next(r for r in RULES if r.applies(facts, target))
