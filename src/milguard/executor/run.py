@@ -1,0 +1,197 @@
+"""Running a MIL function op by op: input binding, the support check, typed stores, traces."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import MilguardError, ModelError, UnsupportedOpError
+from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
+from .semantics import ACCUMULATE_MODES, accumulator
+from .table import KERNELS
+
+log = logging.getLogger("milguard")
+
+_NUMERIC = {"fp16", "fp32", "fp64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"}
+_VAR, _LIST, _VALUE = 0, 1, 2
+
+
+class InputError(MilguardError):
+    """The inputs given to the executor do not fit the function's declared inputs."""
+
+
+def program_of(model: Any) -> Program:
+    """Program | Loaded | MLModel | .mlpackage path -> the pymil Program."""
+    if isinstance(model, Program):
+        return model
+    if isinstance(model, Loaded):
+        return model.program
+    return load(model).program
+
+
+def function_of(model: Any, function: str = "main") -> Function:
+    program = program_of(model)
+    if function not in program.functions:
+        raise ModelError(f"no function '{function}' in the program (it has {', '.join(program.functions)})")
+    return program.functions[function]
+
+
+def storage_dtype(var: Var) -> np.dtype | None:
+    """numpy dtype a var's values are stored in; None for strings, lists and other non-numeric types."""
+    name = dtype_name(var)
+    return np.dtype(np_dtype(name)) if name in _NUMERIC else None
+
+
+def check_supported(function: Function) -> None:
+    """Raise UnsupportedOpError for the first op (nested blocks included) the executor has no kernel for."""
+    for op in iter_ops(function):
+        if op.op_type != "const" and op.op_type not in KERNELS:
+            raise UnsupportedOpError(op.op_type, op.name)
+
+
+class Step:
+    """One op, prepared: its kernel, where its arguments come from, its typed outputs."""
+
+    __slots__ = ("op", "kernel", "args", "outs", "dtype", "shape", "acc", "executor", "value")
+
+    def __init__(self, op, executor: "Executor"):
+        self.op, self.executor, self.value = op, executor, None
+        self.outs = tuple((v.name, storage_dtype(v)) for v in op.outputs)
+        self.dtype = self.outs[0][1] if self.outs else None
+        shape = op.outputs[0].shape if op.outputs else None
+        self.shape = tuple(shape) if shape is not None and all(isinstance(d, (int, np.integer)) for d in shape) else None
+        self.acc = accumulator(executor.accumulate, self.dtype if self.dtype is not None else np.float32)
+        if op.op_type == "const":
+            self.kernel, self.args = None, ()
+            val = op.outputs[0].val
+            self.value = np.asarray(val, dtype=self.dtype) if self.dtype is not None else np.asarray(val)
+            return
+        self.kernel = KERNELS[op.op_type]
+        args: list[tuple[str, int, Any]] = []
+        for param, value in op.inputs.items():
+            if isinstance(value, (list, tuple)):
+                args.append((param, _LIST, tuple(v.name for v in value)))
+            else:
+                args.append((param, _VAR, value.name))
+        for param, default in op.default_inputs().items():
+            if param not in op.inputs and default is not None:
+                args.append((param, _VALUE, np.asarray(default)))
+        self.args = tuple(args)
+
+
+class Executor:
+    """Executes one function; ``env`` maps var name -> value in the order values were produced."""
+
+    def __init__(self, function: Function, accumulate: str = "fp32"):
+        if accumulate not in ACCUMULATE_MODES:
+            raise MilguardError(f"accumulate must be one of {', '.join(ACCUMULATE_MODES)}, not {accumulate!r}")
+        self.function, self.accumulate = function, accumulate
+        self.env: dict[str, np.ndarray] = {}
+        self._plans: dict[int, tuple[Block, list[Step]]] = {}
+
+    def steps(self, block: Block) -> list[Step]:
+        plan = self._plans.get(id(block))
+        if plan is None:
+            plan = (block, [Step(op, self) for op in block.operations])
+            self._plans[id(block)] = plan
+        return plan[1]
+
+    def run_block(self, block: Block, bindings: Mapping[Var, np.ndarray]) -> list[np.ndarray]:
+        env = self.env
+        for var, value in bindings.items():
+            env[var.name] = value
+        for step in self.steps(block):
+            if step.kernel is None:
+                env[step.outs[0][0]] = step.value
+                continue
+            a = {}
+            for param, kind, ref in step.args:
+                a[param] = env[ref] if kind == _VAR else ([env[r] for r in ref] if kind == _LIST else ref)
+            result = step.kernel(a, step)
+            if len(step.outs) == 1:
+                result = (result,)
+            for (name, dt), value in zip(step.outs, result):
+                value = np.asarray(value)
+                env[name] = value.astype(dt) if dt is not None and value.dtype != dt else value
+        return [env[v.name] for v in block.outputs]
+
+    def bind_inputs(self, inputs: Mapping[str, Any]) -> dict[Var, np.ndarray]:
+        declared = self.function.inputs
+        unknown = sorted(set(inputs) - set(declared))
+        if unknown:
+            raise InputError(f"unknown input '{unknown[0]}' (the function takes {', '.join(declared) or 'no inputs'})")
+        bound: dict[Var, np.ndarray] = {}
+        for name, var in declared.items():
+            if name not in inputs:
+                raise InputError(f"missing input '{name}'")
+            dt = storage_dtype(var)
+            value = np.asarray(inputs[name])
+            value = value.astype(dt) if dt is not None and value.dtype != dt else value
+            _check_shape(name, value, var.shape)
+            bound[var] = value
+        return bound
+
+
+def _check_shape(name: str, value: np.ndarray, shape) -> None:
+    if shape is None:
+        return
+    static = [d if isinstance(d, (int, np.integer)) else None for d in shape]
+    if len(static) != value.ndim or any(d is not None and d != v for d, v in zip(static, value.shape)):
+        want = "(" + ", ".join("?" if d is None else str(d) for d in static) + ")"
+        raise InputError(f"input '{name}' has shape {tuple(value.shape)}, expected {want}")
+
+
+def run(model: Any, inputs: Mapping[str, Any], *, trace: bool = False, accumulate: str = "fp32",
+        function: str = "main") -> dict[str, np.ndarray]:
+    """Execute ``function`` of ``model`` on ``inputs`` with typed fp16/fp32 semantics.
+
+    Returns {output name: value}; with ``trace`` every var by name in program order (function
+    inputs, const vars, op outputs including those of nested blocks; a loop body's vars hold
+    their last iteration). Raises UnsupportedOpError before executing anything if any op
+    lacks a kernel.
+    """
+    fn = function_of(model, function)
+    check_supported(fn)
+    executor = Executor(fn, accumulate)
+    with np.errstate(all="ignore"):        # overflow to ±inf and NaN are results here, not accidents
+        bound = executor.bind_inputs(inputs)
+        outputs = executor.run_block(fn, bound)
+    if trace:
+        return dict(executor.env)
+    return {v.name: value for v, value in zip(fn.outputs, outputs)}
+
+
+def first_nonfinite(model: Any, trace: Mapping[str, np.ndarray], *,
+                    function: str = "main") -> tuple[str, str, str] | None:
+    """(op name, op type, var name) of the first op in program order that created a non-finite value.
+
+    An op created it when an output holds NaN while no input does, or ±inf while every input is
+    finite. Const ops are values the model carries (a -inf attention mask), not events, and are
+    skipped; ops whose values are missing from ``trace`` are skipped too.
+    """
+    fn = function_of(model, function)
+    with np.errstate(all="ignore"):
+        for op in iter_ops(fn):
+            if op.op_type == "const":
+                continue
+            outs = [(v.name, trace.get(v.name)) for v in op.outputs]
+            bad = [(name, value) for name, value in outs if _has(value, "nonfinite")]
+            if not bad:
+                continue
+            ins = [trace.get(v.name) for _, v in op_inputs(op)]
+            inputs_nan = any(_has(v, "nan") for v in ins)
+            inputs_finite = not any(_has(v, "nonfinite") for v in ins)
+            for name, value in bad:
+                if (_has(value, "nan") and not inputs_nan) or inputs_finite:
+                    return op.name, op.op_type, name
+    return None
+
+
+def _has(value: Any, kind: str) -> bool:
+    if value is None:
+        return False
+    value = np.asarray(value)
+    if value.dtype.kind not in "fc":
+        return False
+    return bool(np.isnan(value).any()) if kind == "nan" else not bool(np.isfinite(value).all())
