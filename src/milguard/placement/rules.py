@@ -119,6 +119,15 @@ def _precision_cast(f: OpFacts, t: Target) -> bool:
     return f.op_type == "cast" and {"fp16", "fp32"} <= f.float_dtypes
 
 
+def _io_cast(f: OpFacts, t: Target) -> bool:
+    """An fp16<->fp32 cast that reads a function input or writes a block output."""
+    if not _precision_cast(f, t):
+        return False
+    reads_input = f.op.inputs["x"].op is None
+    block_outputs = {id(v) for v in f.op.enclosing_block.outputs}
+    return reads_input or any(id(v) in block_outputs for v in f.op.outputs)
+
+
 def _static_dims(shape: tuple) -> list[int] | None:
     try:
         return [int(d) for d in shape]
@@ -220,8 +229,12 @@ RULES: tuple[Rule, ...] = (
          lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin),
     Rule("A3.reflect_pad_chip", "reflect and symmetric pad are walled on A13-class Neural Engines",
          "off_ane", "M", "ANEForge catalogue", _reflect_pad),
-    Rule("O17.cast_boundary", "an fp16<->fp32 cast marks a precision boundary and runs with its fp32 "
-         "side", "off_ane", "M", "vx-lang/Vx#436; pytorch/executorch#19252", _precision_cast),
+    Rule("O17.io_cast", "an fp16<->fp32 cast of a model input or output runs with the fp16 work "
+         "next to it", "ane", "M", "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural "
+         "Engine), #436 (4x4: all on the CPU, size floor)", _io_cast),
+    Rule("O17.cast_boundary", "an fp16<->fp32 cast inside the program marks a precision boundary and "
+         "runs with its fp32 side", "off_ane", "M", "pytorch/executorch#19252 (casts on the CPU); "
+         "smpanaro NOTES (CPU f32<->f16 conversion between ANE chunks)", _precision_cast),
     Rule("D1.fp32", "an fp32-typed op never runs on the Neural Engine", "off_ane", "H",
          "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437",
          lambda f, t: f.fp32),
