@@ -1,0 +1,195 @@
+"""Static range propagation: an :class:`Interval` for every var of a MIL function.
+
+Walk the ops in program order (a topological order; nested block ops follow their parent op),
+apply the transfer function of each op (:mod:`milguard.analysis.transfer`) and round the result
+to the dtype of each output var. The rounding is where fp16 enters: an fp16-typed var whose
+value may exceed ±65504 gets the bound ±inf, exactly as the typed executor does, and the inf
+flows on; an fp32-typed var (inside one of milguard's fp32 islands) keeps its finite bound.
+
+For every var two intervals are kept:
+
+* ``wanted`` — the values the op computes from its (typed) inputs before the result is stored,
+  i.e. in exact arithmetic; ``wanted.maxabs > 65504`` in an fp16 var is an overflow;
+* ``typed`` — ``wanted`` rounded to the var's dtype; this is what consumers see.
+
+Default input ranges (override per input with ``input_ranges={"x": (lo, hi)}``):
+
+* float inputs: ``[-1, 1]`` (:data:`DEFAULT_FLOAT_RANGE`) — normalised activations, the
+  assumption under which the static findings mean "this op overflows even for tame inputs";
+  pass the real range of your inputs (or calibrate) for anything else;
+* integer inputs: the full range of their dtype (indices and token ids carry no value bound
+  the analysis could rely on); bool inputs: ``[0, 1]``.
+
+Soundness against the reference executor (``accumulate="fp32"``): after every op the interval
+is widened by ``2^-20·maxabs + 1e-40`` to cover rounding inside the op, accumulating ops add
+their own ``(n-1)·u·Σ|terms|`` (see :mod:`milguard.analysis.transfer`), then the bounds are
+rounded to nearest in the output dtype (monotone, hence sound).
+
+Ops without a transfer function get ``Interval.top()`` and are recorded in
+``RangeMap.unknown_ops``; every var downstream inherits the unboundedness.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..mil import const_value, dtype_name, load, op_inputs
+from .interval import INF, Interval
+from .transfer import TRANSFER
+
+log = logging.getLogger("milguard")
+
+DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
+OP_SLACK_REL = 2.0 ** -20
+OP_SLACK_ABS = 1e-40
+UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11}
+
+
+@dataclass
+class RangeMap:
+    """Intervals per var name, in program order, and the ops the analysis could not model."""
+
+    function: str
+    typed: dict[str, Interval] = field(default_factory=dict)
+    wanted: dict[str, Interval] = field(default_factory=dict)
+    producer: dict[str, str] = field(default_factory=dict)          # var -> op name ("" = input)
+    dtypes: dict[str, str | None] = field(default_factory=dict)
+    unknown_ops: list[tuple[str, str]] = field(default_factory=list)  # (op name, op type)
+    input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __getitem__(self, var_name: str) -> Interval:
+        return self.typed[var_name]
+
+    def __contains__(self, var_name: str) -> bool:
+        return var_name in self.typed
+
+    def __iter__(self):
+        return iter(self.typed)
+
+
+class Context:
+    """What a transfer function may ask about the op it models."""
+
+    def __init__(self, ranges: RangeMap, accumulate: str):
+        self._ranges = ranges
+        self._accumulate = accumulate
+
+    def r(self, var: Any) -> Interval:
+        if var is None:
+            return Interval.point(0.0)
+        got = self._ranges.typed.get(var.name)
+        if got is not None:
+            return got
+        val = const_value(var)            # a value known at compile time but not yet visited
+        return Interval.of(val) if val is not None else Interval.top()
+
+    @staticmethod
+    def val(var: Any) -> np.ndarray | None:
+        return const_value(var) if var is not None else None
+
+    @staticmethod
+    def count(var: Any, axes) -> float:
+        """Number of elements a reduction of ``var`` over ``axes`` (None = all) combines."""
+        shape = tuple(var.shape) if getattr(var, "shape", None) is not None else ()
+        picked = range(len(shape)) if axes is None else [int(a) % max(len(shape), 1) for a in axes]
+        n = 1.0
+        for a in set(picked):
+            if a >= len(shape):
+                continue
+            d = shape[a]
+            if not isinstance(d, (int, np.integer)):
+                return INF
+            n *= int(d)
+        return n
+
+    def u(self, op: Any) -> float:
+        """Unit roundoff of the accumulator the executor uses for this op."""
+        out = dtype_name(op.outputs[0]) if op.outputs else None
+        return UNIT_ROUNDOFF["fp16" if self._accumulate == "fp16" and out == "fp16" else "fp32"]
+
+
+def default_range(dtype: str | None) -> tuple[float, float]:
+    if dtype is None:
+        return (-INF, INF)
+    if dtype == "bool":
+        return (0.0, 1.0)
+    if dtype.startswith(("int", "uint")):
+        info = np.iinfo(dtype)
+        return (float(info.min), float(info.max))
+    return DEFAULT_FLOAT_RANGE
+
+
+def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None, *,
+              function: str = "main", accumulate: str = "fp32") -> RangeMap:
+    """Intervals for every var of ``function``; ``model`` is a Program, MLModel or package path."""
+    program = load(model).program
+    if function not in program.functions:
+        from ..errors import ModelError
+        raise ModelError(f"no function '{function}' in the program (has {sorted(program.functions)})")
+    fn = program.functions[function]
+    given = dict(input_ranges or {})
+    unknown_inputs = set(given) - set(fn.inputs)
+    if unknown_inputs:
+        from ..errors import ModelError
+        raise ModelError(f"input range for unknown input(s) {sorted(unknown_inputs)}; "
+                         f"the function takes {sorted(fn.inputs)}")
+    rm = RangeMap(function=function)
+    for name, var in fn.inputs.items():
+        dt = dtype_name(var)
+        lo, hi = given.get(name, default_range(dt))
+        rm.input_ranges[name] = (float(lo), float(hi))
+        iv = Interval(float(lo), float(hi)).round_to(dt)
+        _store(rm, var, iv, iv, "")
+    _walk(fn, Context(rm, accumulate), rm)
+    return rm
+
+
+def _walk(block: Any, ctx: Context, rm: RangeMap) -> None:
+    """Visit ops in program order; an op's nested blocks are visited before the op itself
+    (their outputs are its outputs); block inputs (loop-carried values) are unbounded."""
+    for op in list(block.operations):
+        for inner in op.blocks:
+            for var in inner.inputs:
+                if var.name not in rm.typed:
+                    _store(rm, var, Interval.top(), Interval.top(), op.name)
+            _walk(inner, ctx, rm)
+        _visit(op, ctx, rm)
+
+
+def _visit(op: Any, ctx: Context, rm: RangeMap) -> None:
+    fn = TRANSFER.get(op.op_type)
+    outs = list(op.outputs)
+    if fn is None:
+        rm.unknown_ops.append((op.name, op.op_type))
+        results: list[Interval] = [Interval.top()] * len(outs)
+    else:
+        try:
+            got = fn(op, ctx)
+        except Exception as exc:  # noqa: BLE001 - a transfer bug must not make an op look safe
+            log.debug("transfer function of %s (%s) failed: %s", op.name, op.op_type, exc)
+            rm.unknown_ops.append((op.name, op.op_type))
+            got = Interval.top()
+        results = list(got) if isinstance(got, (list, tuple)) else [got] * len(outs)
+    exact = op.op_type == "const"
+    for var, iv in zip(outs, results):
+        if var.name in rm.typed:
+            continue
+        want = iv if exact else iv.widen(OP_SLACK_REL, OP_SLACK_ABS)
+        _store(rm, var, want, want.round_to(dtype_name(var)), op.name)
+
+
+def _store(rm: RangeMap, var: Any, wanted: Interval, typed: Interval, producer: str) -> None:
+    rm.wanted[var.name] = wanted
+    rm.typed[var.name] = typed
+    rm.producer[var.name] = producer
+    rm.dtypes[var.name] = dtype_name(var)
+
+
+def input_vars_of(op: Any) -> list[Any]:
+    return [v for _, v in op_inputs(op)]
+
+
