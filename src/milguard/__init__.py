@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first use to keep `import milguard` light)
 _API = {
     "find_patterns": "milguard.pattern.find",
-    "pipeline": "milguard.pipeline",
-    "install": "milguard.pipeline",
+    "pipeline": "milguard.precision",
+    "install": "milguard.precision",
     "keep_fp32": "milguard.actions.repair",
     "run": "milguard.executor",
     "to_networkx": "milguard.analysis.graph",

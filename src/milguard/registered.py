@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
-_PASS_MODULES: tuple[str, ...] = ()
+_PASS_MODULES: tuple[str, ...] = (
+    "milguard.precision",
+)
 
 for _name in _PASS_MODULES:
     import_module(_name)

@@ -4,6 +4,7 @@ Only this package imports ``coremltools.converters.mil...``; every other module 
 talks to the names exported here, so a coremltools upgrade touches one folder.
 """
 from .core import (
+    FP16_CAST_SUFFIX,
     AbstractGraphPass,
     Block,
     Function,
@@ -15,6 +16,7 @@ from .core import (
     Var,
     block_context_manager,
     const_value,
+    drop_pass,
     dtype_name,
     iter_blocks,
     iter_ops,
@@ -28,10 +30,13 @@ from .core import (
     types,
 )
 from .io import Loaded, load, save, write_package
+from . import rewrite
 
 __all__ = [
+    "FP16_CAST_SUFFIX",
+    "rewrite",
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
     "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager",
-    "const_value", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path", "module_type",
+    "const_value", "drop_pass", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path", "module_type",
     "np_dtype", "op_inputs", "op_params", "register_pass", "save", "types", "write_package",
 ]

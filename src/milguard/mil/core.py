@@ -105,3 +105,14 @@ def op_params(op_type: str) -> frozenset[str] | None:
         if cls is not None:
             names.update(cls.input_spec.input_types.keys())
     return frozenset(names)
+
+
+# ``common::add_fp16_cast`` replaces an op it converts by a copy named with this suffix.
+FP16_CAST_SUFFIX = "_cast_fp16"
+
+
+def drop_pass(pipeline: PassPipeline, name: str) -> None:
+    """Remove every occurrence of a pass and its options (``remove_passes`` keeps the options,
+    which ``validate()`` then rejects)."""
+    pipeline.remove_passes([name])
+    pipeline._pass_options.pop(name, None)

@@ -1,0 +1,71 @@
+"""Graph edits: rebuilding ops with new inputs, casting, rewiring, removing — with provenance kept."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from coremltools.converters.mil.mil import Block, Builder as mb, Operation, Var
+from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
+
+
+@contextmanager
+def scopes_like(op: Operation) -> Iterator[None]:
+    """Ops built inside carry ``op``'s torch provenance (essential scopes of torch programs)."""
+    infos = [ScopeInfo(source=src, data=list(data)) for src, data in (op.scopes or {}).items()
+             if data and src != ScopeSource.COREMLTOOLS_GRAPH_PASS]
+    if not infos:
+        yield
+        return
+    with mb.scope(*infos):
+        yield
+
+
+def rebuild(op: Operation, inputs: dict[str, Any], name: str) -> list[Var]:
+    """A copy of ``op`` with ``inputs`` (same op type, same other inputs), inserted before ``op``."""
+    kwargs = dict(op.inputs)
+    kwargs.update(inputs)
+    kwargs.pop("name", None)
+    with scopes_like(op):
+        out = getattr(mb, op.op_type)(**kwargs, name=name, before_op=op)
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def cast(var: Var, dtype: str, before: Operation, name: str, like: Operation | None = None) -> Var:
+    """``cast(var, dtype)`` inserted before ``before``."""
+    with scopes_like(like or before):
+        return mb.cast(x=var, dtype=dtype, name=name, before_op=before)
+
+
+def replace_uses(block: Block, anchor: Operation, old: Var, new: Var) -> None:
+    """Every use of ``old`` after ``anchor`` (nested blocks and block outputs included) reads ``new``."""
+    block.replace_uses_of_var_after_op(anchor_op=anchor, old_var=old, new_var=new, force_replace=True)
+
+
+def remove(block: Block, ops: list[Operation]) -> None:
+    block.remove_ops(ops)
+
+
+def names_in(block: Block) -> set[str]:
+    """Every op and var name of the function that holds ``block`` (names are unique per function)."""
+    while getattr(block, "outer_op", None) is not None:
+        block = block.outer_op.enclosing_block
+    ops = list(_all_ops(block))
+    return {op.name for op in ops} | {v.name for op in ops for v in op.outputs} | set(
+        getattr(block, "inputs", {}).keys())
+
+
+def fresh(taken: set[str], base: str) -> str:
+    """``base``, or ``base_1``, ``base_2`` ...: the first name not in ``taken`` (which it joins)."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _all_ops(block: Block) -> Iterator[Operation]:
+    for op in list(block.operations):
+        yield op
+        for inner in op.blocks:
+            yield from _all_ops(inner)
