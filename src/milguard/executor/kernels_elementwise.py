@@ -72,7 +72,7 @@ def _gelu(a, s):
         return 0.5 * x * (1.0 + np.tanh(np.float32(_SQRT_2_OVER_PI) * (x + np.float32(0.044715) * x * x * x)))
     if mode == "SIGMOID_APPROXIMATION":
         return x * _sigmoid(np.float32(1.702) * x)
-    return (0.5 * x * (1.0 + erf(x))).astype(x.dtype)
+    return (0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0))))).astype(x.dtype)
 
 
 def _select(a, s):

@@ -33,10 +33,20 @@ def _matmul(a, s):
 
 def _einsum(a, s):
     equation = str(a["equation"]).replace(" ", "")
-    values = [wide(v) for v in a["values"]]
+    values = _broadcast_labels(equation, [wide(v) for v in a["values"]])
     if s.acc.mode == "fp32":
         return np.einsum(equation, *values, optimize=True)
     return _einsum_as_matmul(equation, values, s.acc)
+
+
+def _broadcast_labels(equation: str, values: list[np.ndarray]) -> list[np.ndarray]:
+    """Broadcast size-1 axes to the size the same label has in the other operand (MIL allows it)."""
+    labels = equation.split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    for subs, v in zip(labels, values):
+        for c, n in zip(subs, v.shape):
+            sizes[c] = max(sizes.get(c, 1), n)
+    return [np.broadcast_to(v, [sizes[c] for c in subs]) for subs, v in zip(labels, values)]
 
 
 def _einsum_as_matmul(equation: str, values: list[np.ndarray], acc) -> np.ndarray:
