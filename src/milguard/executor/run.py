@@ -108,8 +108,8 @@ class Executor:
             a = {}
             for param, kind, ref in step.args:
                 a[param] = env[ref] if kind == _VAR else ([env[r] for r in ref] if kind == _LIST else ref)
-            result = step.kernel(a, step)
-            if len(step.outs) == 1:
+            result = step.kernel(a, step)          # a tuple for several outputs, else one value
+            if not isinstance(result, tuple):
                 result = (result,)
             for (name, dt), value in zip(step.outs, result):
                 value = np.asarray(value)

@@ -1,0 +1,235 @@
+"""Typed semantics of the executor: rounding, overflow, NaN, casts, accumulation modes, traces, errors."""
+from __future__ import annotations
+
+import coremltools as ct
+import numpy as np
+import pytest
+
+from milguard.errors import MilguardError, UnsupportedOpError
+from milguard.executor import FP16_BLOCK, InputError, first_nonfinite, run
+from milguard.executor.table import KERNELS
+from milguard.mil import mb, types
+
+F16, F32 = np.float16, np.float32
+
+
+def _all_finite_halves(rng, n):
+    bits = rng.integers(0, 2**16, size=n, dtype=np.uint16).view(F16)
+    return bits[np.isfinite(bits)]
+
+
+@pytest.mark.parametrize("name, exact", [
+    ("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("real_div", np.divide),
+])
+def test_fp16_binary_is_bit_exact_ieee_half(program_of, name, exact):
+    """fp16 op == the exact float64 result rounded once to half (correct IEEE rounding)."""
+    rng = np.random.default_rng(0)
+    x = _all_finite_halves(rng, 60000)
+    y = _all_finite_halves(rng, x.size * 2)[: x.size]
+    x = x[: y.size]
+    prog = program_of(lambda a, b: getattr(mb, name)(x=a, y=b), [x, y])
+    got = run(prog, {"x0": x, "x1": y})[prog.functions["main"].outputs[0].name]
+    with np.errstate(all="ignore"):
+        want = exact(x.astype(np.float64), y.astype(np.float64)).astype(F16)
+    assert got.dtype == F16
+    np.testing.assert_array_equal(got.view(np.uint16)[np.isfinite(want)], want.view(np.uint16)[np.isfinite(want)])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+
+
+def test_fp16_sqrt_is_bit_exact(program_of):
+    x = np.abs(_all_finite_halves(np.random.default_rng(1), 60000))
+    prog = program_of(lambda a: mb.sqrt(x=a), [x])
+    got = list(run(prog, {"x0": x}).values())[0]
+    np.testing.assert_array_equal(got.view(np.uint16), np.sqrt(x.astype(np.float64)).astype(F16).view(np.uint16))
+
+
+def test_fp16_overflow_gives_inf_where_fp32_is_finite(program_of):
+    x = np.array([300.0, -300.0, 255.0, 12.0], F32)
+    for dt, finite in ((F32, True), (F16, False)):
+        prog = program_of(lambda a: [mb.mul(x=a, y=a), mb.exp(x=a)], [x.astype(dt)])
+        sq, ex = run(prog, {"x0": x}).values()
+        assert sq.dtype == dt and ex.dtype == dt
+        assert bool(np.isfinite(sq[:2]).all()) is finite
+        assert bool(np.isfinite(ex[3])) is finite
+    assert sq[2] == F16(65024.0)                 # 255^2 = 65025 rounds to the nearest half, 65024
+
+
+def test_nan_propagates_and_inf_arithmetic(program_of):
+    x = np.array([np.nan, np.inf, -np.inf, 1.0], F16)
+    prog = program_of(lambda a: [mb.add(x=a, y=np.float16(1)), mb.sub(x=a, y=a), mb.reduce_sum(x=a)], [x])
+    added, diff, total = run(prog, {"x0": x}).values()
+    assert np.isnan(added[0]) and added[1] == np.inf and added[2] == -np.inf
+    assert np.isnan(diff[:3]).all() and diff[3] == 0
+    assert np.isnan(total)
+
+
+def test_casts_are_exact_conversions(program_of):
+    x = np.array([65504.0, 65519.0, 65520.0, 1e-8, 3e-8, -7e4, 0.1, np.nan], F32)
+    prog = program_of(lambda a: [mb.cast(x=a, dtype="fp16"), mb.cast(x=mb.cast(x=a, dtype="fp16"), dtype="fp32")], [x])
+    half, back = run(prog, {"x0": x}).values()
+    np.testing.assert_array_equal(half.view(np.uint16), x.astype(F16).view(np.uint16))
+    assert half[1] == 65504 and half[2] == np.inf and half[3] == 0 and half[4] == F16(5.96e-8) and half[5] == -np.inf
+    assert back.dtype == F32 and back[6] == F32(F16(0.1))
+
+
+def _blocked_reference(terms: np.ndarray, block: int = FP16_BLOCK) -> np.float16:
+    """The documented fp16 accumulation, one scalar at a time in Python."""
+    total = None
+    for lo in range(0, len(terms), block):
+        partial = np.float16(np.sum(terms[lo:lo + block].astype(np.float64)))
+        total = partial if total is None else np.float16(np.float64(total) + np.float64(partial))
+    return total
+
+
+def test_fp16_accumulation_follows_the_documented_blocked_scheme(program_of):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 1, size=(3, 1000)).astype(F16)
+    prog = program_of(lambda a: mb.reduce_sum(x=a, axes=[-1]), [x])
+    acc16 = list(run(prog, {"x0": x}, accumulate="fp16").values())[0]
+    acc32 = list(run(prog, {"x0": x}).values())[0]
+    want16 = np.array([_blocked_reference(row) for row in x])
+    np.testing.assert_array_equal(acc16, want16)
+    np.testing.assert_array_equal(acc32, np.sum(x.astype(np.float64), axis=-1).astype(F16))
+    assert not np.array_equal(acc16, acc32)      # fp16 running sums lose low bits
+
+
+def test_fp16_accumulation_in_matmul_matches_reference(program_of):
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(4, 100)).astype(F16), rng.normal(size=(100, 3)).astype(F16)
+    prog = program_of(lambda x, y: mb.matmul(x=x, y=y), [a, b])
+    got = list(run(prog, {"x0": a, "x1": b}, accumulate="fp16").values())[0]
+    prods = a.astype(np.float64)[:, :, None] * b.astype(np.float64)[None, :, :]
+    want = np.array([[_blocked_reference(prods[i, :, j]) for j in range(3)] for i in range(4)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_partial_sum_overflow_only_under_fp16_accumulation(program_of):
+    x = np.concatenate([np.full(32, 3000.0), np.full(32, -3000.0)]).astype(F16)[None]
+    prog = program_of(lambda a: [mb.reduce_sum(x=a, axes=[-1]), mb.matmul(x=a, y=np.ones((64, 1), F16))], [x])
+    s32, m32 = run(prog, {"x0": x}).values()
+    s16, m16 = run(prog, {"x0": x}, accumulate="fp16").values()
+    assert s32[0] == 0 and m32[0, 0] == 0        # 96000 - 96000 in fp32, then rounded
+    assert np.isnan(s16[0]) and np.isnan(m16[0, 0])  # inf + (-inf)
+
+
+def test_fp32_programs_ignore_fp16_accumulation(program_of):
+    x = np.random.default_rng(5).normal(size=(8, 300)).astype(F32)
+    prog = program_of(lambda a: [mb.reduce_sum(x=a, axes=[-1]), mb.softmax(x=a, axis=-1)], [x])
+    for got, want in zip(run(prog, {"x0": x}, accumulate="fp16").values(), run(prog, {"x0": x}).values()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_fp16_softmax_and_layer_norm_round_intermediates_under_fp16_accumulation(program_of):
+    x = np.random.default_rng(6).normal(size=(4, 256)).astype(F16) * F16(8)
+    prog = program_of(lambda a: [mb.softmax(x=a, axis=-1), mb.layer_norm(x=a, axes=[-1], epsilon=np.float16(1e-5))], [x])
+    sm16, ln16 = run(prog, {"x0": x}, accumulate="fp16").values()
+    sm32, ln32 = run(prog, {"x0": x}).values()
+    assert not np.array_equal(sm16, sm32) and not np.array_equal(ln16, ln32)
+    np.testing.assert_allclose(sm16.astype(F32), sm32.astype(F32), atol=2e-3)
+    np.testing.assert_allclose(ln16.astype(F32), ln32.astype(F32), atol=2e-2)
+
+
+def test_unknown_accumulate_mode_is_rejected(program_of):
+    prog = program_of(lambda a: mb.relu(x=a), [np.zeros(2, F32)])
+    with pytest.raises(MilguardError, match="accumulate"):
+        run(prog, {"x0": np.zeros(2)}, accumulate="bf16")
+
+
+def test_unsupported_op_raises_before_anything_runs(program_of, monkeypatch):
+    calls = []
+    monkeypatch.setitem(KERNELS, "relu", lambda a, s: calls.append(s.op.name) or a["x"])
+    prog = program_of(lambda a: mb.random_uniform(shape=mb.shape(x=mb.relu(x=a))), [np.zeros((2, 2), F32)])
+    with pytest.raises(UnsupportedOpError, match=r"'random_uniform' \(op 'random_uniform_0'\)") as info:
+        run(prog, {"x0": np.zeros((2, 2))})
+    assert info.value.op_type == "random_uniform" and calls == []
+    assert "\n" not in str(info.value)
+
+
+def test_input_errors_name_the_problem(program_of):
+    prog = program_of(lambda a: mb.relu(x=a), [np.zeros((2, 3), F32)])
+    with pytest.raises(InputError, match="missing input 'x0'"):
+        run(prog, {})
+    with pytest.raises(InputError, match="unknown input 'y'"):
+        run(prog, {"x0": np.zeros((2, 3)), "y": 1})
+    with pytest.raises(InputError, match=r"input 'x0' has shape \(3, 2\), expected \(2, 3\)"):
+        run(prog, {"x0": np.zeros((3, 2))})
+
+
+def test_inputs_are_cast_to_the_declared_dtype(program_of):
+    prog = program_of(lambda a: mb.identity(x=a), [np.zeros(3, F16)])
+    trace = run(prog, {"x0": np.array([1e5, 0.1, 1.0], np.float64)}, trace=True)
+    assert trace["x0"].dtype == F16 and trace["x0"][0] == np.inf and trace["x0"][1] == F16(0.1)
+
+
+def test_trace_holds_every_var_in_program_order(program_of):
+    prog = program_of(lambda a: mb.mul(x=mb.add(x=a, y=np.float32(1)), y=np.float32(2)), [np.ones(2, F32)])
+    trace = run(prog, {"x0": np.ones(2)}, trace=True)
+    fn = prog.functions["main"]
+    names = [v.name for op in fn.operations for v in op.outputs]
+    assert list(trace) == ["x0"] + names
+    assert fn.outputs[0].name in trace and trace[fn.outputs[0].name].tolist() == [4.0, 4.0]
+    consts = [op.outputs[0].name for op in fn.operations if op.op_type == "const"]
+    assert consts and all(n in trace for n in consts)
+
+
+def test_first_nonfinite_names_the_origin_not_its_consumers(program_of):
+    x = np.array([[300.0, 1.0]], F16)
+    prog = program_of(lambda a: mb.rsqrt(x=mb.reduce_mean(x=mb.pow(x=a, y=np.float16(2)), axes=[-1]), epsilon=np.float16(1e-5)), [x])
+    trace = run(prog, {"x0": x}, trace=True)
+    pow_op = next(op for op in prog.functions["main"].operations if op.op_type == "pow")
+    assert first_nonfinite(prog, trace) == (pow_op.name, "pow", pow_op.outputs[0].name)
+    assert first_nonfinite(prog, run(prog, {"x0": np.ones((1, 2))}, trace=True)) is None
+
+
+def test_first_nonfinite_skips_constants_and_reports_the_nan(program_of):
+    mask = np.array([[0.0, 0.0], [-np.inf, -np.inf]], F16)
+    x = np.zeros((2, 2), F16)
+    prog = program_of(lambda a: mb.softmax(x=mb.add(x=a, y=mask), axis=-1), [x])
+    trace = run(prog, {"x0": x}, trace=True)
+    out = list(trace.values())[-1]
+    assert np.isnan(out[1]).all() and (out[0] == 0.5).all()
+    sm = next(op for op in prog.functions["main"].operations if op.op_type == "softmax")
+    assert first_nonfinite(prog, trace) == (sm.name, "softmax", sm.outputs[0].name)
+
+
+def test_cond_runs_the_chosen_block(program_of):
+    def build(a):
+        s = mb.reduce_sum(x=a)
+        return mb.cond(pred=mb.greater(x=s, y=np.float32(0)),
+                       _true_fn=lambda: mb.mul(x=a, y=np.float32(2)), _false_fn=lambda: mb.sub(x=a, y=np.float32(1)))
+    prog = program_of(build, [np.zeros(2, F32)])
+    assert list(run(prog, {"x0": np.array([1.0, 2.0])}).values())[0].tolist() == [2.0, 4.0]
+    assert list(run(prog, {"x0": np.array([-1.0, -2.0])}).values())[0].tolist() == [-2.0, -3.0]
+
+
+def test_while_loop_iterates_until_its_condition_fails(program_of):
+    def build(a):
+        return mb.while_loop(_cond=lambda v, i: mb.less(x=i, y=np.float32(5)),
+                             _body=lambda v, i: (mb.mul(x=v, y=np.float32(2)), mb.add(x=i, y=np.float32(1))),
+                             loop_vars=(a, np.float32(0)))
+    prog = program_of(lambda a: list(build(a)), [np.zeros(2, F32)])
+    v, i = run(prog, {"x0": np.array([1.0, 3.0])}).values()
+    assert v.tolist() == [32.0, 96.0] and float(i) == 5.0
+
+
+def test_mlmodel_loaded_and_package_inputs_run_the_same(program_of, tmp_path):
+    from milguard.mil import load
+    x = np.random.default_rng(7).normal(size=(2, 8)).astype(F32)
+
+    @mb.program(input_specs=[mb.TensorSpec((2, 8))], opset_version=ct.target.iOS16)
+    def prog(x):
+        return mb.softmax(x=mb.linear(x=x, weight=np.eye(8, dtype=F32) * 3), axis=-1, name="probs")
+
+    mlmodel = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                         compute_precision=ct.precision.FLOAT16, skip_model_load=True)
+    path = tmp_path / "m.mlpackage"
+    mlmodel.save(str(path))
+    results = [run(m, {"x": x}) for m in (mlmodel, path, str(path), load(path))]
+    assert all(list(r) == list(results[0]) for r in results)
+    first = list(results[0].values())[0]
+    trace = run(path, {"x": x}, trace=True)
+    assert any(v.dtype == F16 for v in trace.values())     # the fp16 conversion computes in fp16
+    np.testing.assert_allclose(first.astype(F32), np.exp(3 * x) / np.exp(3 * x).sum(-1, keepdims=True), atol=2e-3)
+    for r in results[1:]:
+        np.testing.assert_array_equal(list(r.values())[0], first)
