@@ -24,7 +24,7 @@ class OpFacts:
     op: Operation
     op_type: str
     name: str
-    float_dtypes: frozenset[str]          # float dtypes of all tensor inputs and outputs
+    float_dtypes: frozenset[str]          # float dtypes of outputs and non-scalar inputs
     runtime_int_dtypes: frozenset[str]    # integer dtypes of non-constant inputs
     output_int_dtypes: frozenset[str]     # integer dtypes of outputs
     shapes: tuple[tuple, ...]             # shapes of all tensor inputs and outputs
@@ -55,7 +55,9 @@ def op_facts(op: Operation) -> OpFacts:
     inputs = [v for _, v in op_inputs(op) if is_tensor_like(v)]
     outputs = [v for v in op.outputs if is_tensor_like(v)]
     runtime_inputs = [v for v in inputs if const_value(v) is None]
-    dtypes_all = {dtype_name(v) for v in (*inputs, *outputs)}
+    # scalar constants (epsilon, alpha, constant_val) do not set an op's precision
+    typed = [v for v in inputs if const_value(v) is None or (shape_of(v) or ()) != ()]
+    dtypes_all = {dtype_name(v) for v in (*typed, *outputs)}
     return OpFacts(
         op=op,
         op_type=op.op_type,

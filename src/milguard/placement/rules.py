@@ -16,6 +16,8 @@ careful measurement or a reverse-engineered catalogue; L = an anecdote or NN-era
 The order goes from the most specific fact to the most general: no device at all, compute
 units, op types that never reach the Neural Engine, integer and dynamic-shape work, chip
 gates, precision (fp32), hardware limits, the size floor, and finally the eligible op list.
+(The matmul/linear contraction limit of A.3, K <= 16384 or 65536 on A16+, needs no rule of its
+own: K is the W or H extent of ``x``, so ``R1.dims`` already enforces it.)
 A static predictor gives eligibility, not ground truth ("eligibility is not placement").
 """
 from __future__ import annotations
@@ -50,7 +52,7 @@ SHAPE_PARAMS = {                       # parameters that must be compile-time co
     "split": ("split_sizes", "num_splits"), "slice_update": ("begin", "end", "stride"),
     "resize": ("target_size_height", "target_size_width"),
 }
-CONTRACTING = frozenset({"matmul", "linear", "einsum", "conv", "conv_transpose"})
+CONTRACTING = frozenset({"matmul", "linear", "einsum", "conv", "conv_transpose"})  # S1
 ANE_ELIGIBLE = frozenset({
     # matrix and convolution work (O14, O15)
     "conv", "conv_transpose", "conv_quantized", "linear", "matmul", "einsum",
@@ -76,6 +78,8 @@ ANE_ELIGIBLE = frozenset({
     # pooling (O14), quantized activations (D5), state (A.3), texture ops (O16, chip-gated)
     "avg_pool", "max_pool", "l2_pool", "quantize", "dequantize", "read_state", "write_state",
     "coreml_update_state", "slice_update", *TEXTURE,
+    # gathers: only reached with PlacementOptions.gather_on_ane on A14+ (O3)
+    *GATHERS,
 })
 
 
@@ -149,19 +153,6 @@ def _dims_exceeded(f: OpFacts, t: Target) -> bool:
     return False
 
 
-def _contraction(f: OpFacts) -> int:
-    x = f.op.inputs.get("x")
-    shape = _static_dims(x.shape) if x is not None and hasattr(x, "shape") else None
-    if not shape:
-        return 0
-    transpose_x = f.op.inputs.get("transpose_x")
-    return shape[-2] if transpose_x is not None and bool(transpose_x.val) and len(shape) > 1 else shape[-1]
-
-
-def _contraction_exceeded(f: OpFacts, t: Target) -> bool:
-    return f.op_type in ("matmul", "linear") and _contraction(f) > t.chip.contraction_max
-
-
 def _conv_kernel(f: OpFacts, t: Target) -> bool:
     if f.op_type not in ("conv", "conv_transpose"):
         return False
@@ -205,13 +196,13 @@ RULES: tuple[Rule, ...] = (
     Rule("O8.walled", "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, "
          "logical and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
          "off_ane", "M", "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)", _types(WALLED)),
-    Rule("D7.integer", "integer tensor work (index arithmetic, casts to int32) is CPU work", "cpu",
-         "M", "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15", _integer_work),
     Rule("S2.dynamic_shape", "a symbolic (flexible or data-dependent) dimension keeps the op off the "
          "Neural Engine", "cpu", "H", "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370",
          lambda f, t: f.dynamic),
     Rule("O7.dynamic_offset", "a runtime slice offset, reshape shape, tile reps, pad or permutation "
          "moves the op to the CPU", "cpu", "M", "smpanaro NOTES (Oct 25 2023)", _dynamic_offset),
+    Rule("D7.integer", "integer tensor work (index arithmetic, casts to int32) is CPU work", "cpu",
+         "M", "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15", _integer_work),
     Rule("R3.rank", "tensors of rank 6 or more are refused by the Neural Engine", "cpu", "H",
          "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py",
          lambda f, t: f.max_rank > 5),
@@ -241,8 +232,6 @@ RULES: tuple[Rule, ...] = (
     Rule("R1.dims", "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is "
          "rejected by the Neural Engine compiler", "off_ane", "H",
          "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md", _dims_exceeded),
-    Rule("A3.contraction", "matmul/linear contraction K above 16384 (65536 on A16+)", "off_ane", "M",
-         "ane-guide ch.17; chrishayuk/larql#312; ANEForge Capabilities", _contraction_exceeded),
     Rule("O14.conv_kernel", "conv with a kernel wider than 13 (fp16) or a non-constant weight",
          "off_ane", "M", "ane-guide ch.17; ANEForge catalogue", _conv_kernel),
     Rule("O15.sdpa_small", "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
