@@ -49,4 +49,4 @@ def nbytes(var: Var) -> float:
         name = types.builtin_to_string(var.dtype)
     except Exception:  # noqa: BLE001 - unusual element types carry no size
         return 0.0
-    return numel(var) * _ITEM_BYTES.get(name, 4)
+    return numel(var) * _ITEM_BYTES.get(name, 0)          # strings and other non-numeric: 0
