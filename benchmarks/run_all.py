@@ -1,0 +1,147 @@
+"""Run every benchmark script in this folder and write ``results/summary.md``.
+
+Each ``bench_*.py`` here defines ``main()`` and writes its own ``results/<name>.json`` and
+``results/<name>.md``. This script imports each one by path, calls ``main`` with no arguments
+(an empty argv when it takes one), records how long it took and whether it raised, then writes
+``results/summary.md``: a status table, the headline table of the precision-policy benchmark
+(the one the README shows), and every script's markdown result.
+
+    python benchmarks/run_all.py [--only a,b] [--skip a,b] [--summary-only] [--readme README.md]
+
+``--readme`` replaces the text between ``<!-- benchmarks:begin -->`` and
+``<!-- benchmarks:end -->`` in that file with the headline table (nothing is written when the
+markers are absent). Exit code 1 when a benchmark failed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+POLICY_COLUMNS = (("float32", "FLOAT32"), ("fp16", "default fp16"), ("seed_pow_sqrt", "seed pow→sqrt"),
+                  ("autocast_list", "autocast list"), ("milguard", "milguard"), ("milguard_core", "milguard core"))
+
+
+def discover() -> list[Path]:
+    return sorted(HERE.glob("bench_*.py"))
+
+
+def run_one(path: Path) -> dict[str, Any]:
+    """Import ``path`` as a module and call its ``main``; never raises."""
+    status: dict[str, Any] = {"name": path.stem, "script": path.name}
+    t0 = time.perf_counter()
+    try:
+        spec = importlib.util.spec_from_file_location(f"benchmarks_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        main = getattr(module, "main")
+        params = inspect.signature(main).parameters
+        main([]) if params else main()
+        status["ok"] = True
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from argparse included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        status["ok"] = False
+        status["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:500]
+        status["traceback"] = traceback.format_exc()[-4000:]
+    status["seconds"] = time.perf_counter() - t0
+    return status
+
+
+def headline(results_dir: Path = RESULTS) -> str:
+    """The README table: SNR (dB) per zoo model and policy, plus milguard's fp16 FLOP share."""
+    path = results_dir / "bench_policies.json"
+    if not path.is_file():
+        return "_No precision-policy results yet: run `python benchmarks/bench_policies.py`._\n"
+    data = json.loads(path.read_text())
+    head = "| model | " + " | ".join(label for _, label in POLICY_COLUMNS) + " | milguard fp16 FLOPs | milguard fp32 ops |"
+    lines = [f"Output SNR in dB against torch fp32 on inputs with planted activation magnitudes from the "
+             f"literature (bold: finite and >= {data['verdicts']['accurate_db']:.0f} dB); "
+             "see `benchmarks/results/bench_policies.md`.", "", head,
+             "|---|" + "---:|" * (len(POLICY_COLUMNS) + 2)]
+    for m in data["models"]:
+        cells = [_snr_cell(m["policies"].get(key, {})) for key, _ in POLICY_COLUMNS]
+        mg = m["policies"].get("milguard", {})
+        share = mg.get("flops_fp16_share")
+        lines.append(f"| {m['model']} | " + " | ".join(cells) +
+                     f" | {'–' if share is None else f'{share:.2%}'} | {mg.get('fp32_ops', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _snr_cell(row: dict) -> str:
+    if not row or "error" in row:
+        return "error"
+    snr = row.get("snr_db")
+    snr = float(snr) if isinstance(snr, str) else snr
+    text = "inf/NaN" if snr == -math.inf else ("exact" if snr == math.inf else f"{snr:.1f}")
+    return f"**{text}**" if row.get("accurate") else text
+
+
+def summary(statuses: list[dict], results_dir: Path = RESULTS) -> str:
+    lines = ["# Benchmark summary", "", "| script | status | seconds |", "|---|---|---:|"]
+    for s in statuses:
+        state = "ok" if s["ok"] else f"failed: {s['error'].splitlines()[-1][:120]}"
+        lines.append(f"| {s['script']} | {state} | {s['seconds']:.1f} |")
+    lines += ["", "## Precision policies (headline)", "", headline(results_dir).rstrip(), ""]
+    for path in sorted(results_dir.glob("bench_*.md")):
+        body = path.read_text().strip().splitlines()
+        lines += ["", f"## {path.stem}", ""] + [("#" + ln if ln.startswith("#") else ln) for ln in body]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> bool:
+    """Replace the text between the markers with ``table``; False when the markers are absent."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    readme.write_text(f"{before}{BEGIN}\n{table}{END}{after}")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="comma-separated script names (bench_x) to run")
+    ap.add_argument("--skip", default="", help="comma-separated script names to leave out")
+    ap.add_argument("--summary-only", action="store_true", help="rebuild summary.md from existing results")
+    ap.add_argument("--readme", type=Path, help="also refresh the table between the markers in this file")
+    args = ap.parse_args(argv)
+    only = {s for s in args.only.split(",") if s}
+    skip = {s for s in args.skip.split(",") if s}
+    scripts = [p for p in discover() if (not only or p.stem in only) and p.stem not in skip]
+    statuses = []
+    status_file = RESULTS / "run_all.json"
+    previous = {s["name"]: s for s in json.loads(status_file.read_text())} if status_file.is_file() else {}
+    if args.summary_only:
+        statuses = [previous[p.stem] for p in discover() if p.stem in previous]
+    else:
+        for path in scripts:
+            print(f"== {path.name}", file=sys.stderr, flush=True)
+            statuses.append(run_one(path))
+            state = "ok" if statuses[-1]["ok"] else statuses[-1]["error"]
+            print(f"== {path.name}: {state} ({statuses[-1]['seconds']:.1f} s)", file=sys.stderr, flush=True)
+        merged = {**previous, **{s["name"]: s for s in statuses}}
+        statuses = [merged[p.stem] for p in discover() if p.stem in merged]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        status_file.write_text(json.dumps([{k: v for k, v in s.items() if k != "traceback"} for s in statuses],
+                                          indent=1) + "\n")
+    (RESULTS / "summary.md").write_text(summary(statuses))
+    if args.readme is not None and not update_readme(args.readme, headline()):
+        print(f"{args.readme}: no {BEGIN} / {END} markers; left unchanged", file=sys.stderr)
+    return 0 if all(s["ok"] for s in statuses) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
