@@ -228,12 +228,75 @@ def _sub(op, ctx):
 def _mul(op, ctx):
     if op.x is op.y:                       # x*x is a square: never negative
         return ctx.r(op.x).square()
-    return ctx.r(op.x) * ctx.r(op.y)
+    out = ctx.r(op.x) * ctx.r(op.y)
+    for d, s in ((op.x, op.y), (op.y, op.x)):
+        out = _normalized(out, d, s, ("rsqrt", "pow"), ctx)
+    return out
 
 
 @transfer("real_div")
 def _real_div(op, ctx):
-    return ctx.r(op.x) / ctx.r(op.y)
+    return _normalized(ctx.r(op.x) / ctx.r(op.y), op.x, op.y, ("sqrt",), ctx)
+
+
+# ---- a relational bound: d / sqrt(mean(d²) + eps) ---------------------------------------------
+
+def _squared(var):
+    """d when ``var`` is d², as pow(d, 2), square(d) or mul(d, d); else None."""
+    op = getattr(var, "op", None)
+    if op is None:
+        return None
+    if op.op_type == "square" or (op.op_type == "mul" and op.x is op.y):
+        return op.x
+    if op.op_type == "pow":
+        p = const_value_of(op.y)
+        if p is not None and np.all(np.asarray(p) == 2.0):
+            return op.x
+    return None
+
+
+def const_value_of(var):
+    from ..mil import const_value
+    return const_value(var)
+
+
+def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
+    """n when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps`` with a
+    constant eps >= 6e-8, else None."""
+    op = getattr(s, "op", None)
+    if op is None or op.op_type not in forms:
+        return None
+    if op.op_type == "pow":
+        p = const_value_of(op.y)
+        if p is None or not np.all(np.asarray(p) == -0.5):
+            return None
+    if op.op_type == "rsqrt":
+        e = ctx.val(_p(op, "epsilon"))
+        if e is not None and np.any(np.asarray(e) < 0):
+            return None
+    add = getattr(op.x, "op", None)
+    if add is None or add.op_type != "add":
+        return None
+    for m, eps in ((add.x, add.y), (add.y, add.x)):
+        e = ctx.val(eps)
+        mean = getattr(m, "op", None)
+        if e is None or mean is None or mean.op_type != "reduce_mean" or np.any(np.asarray(e) < 6e-8):
+            continue
+        if not bool(_pv(mean, ctx, "keep_dims", False)) or _squared(mean.x) is not d:
+            continue
+        return ctx.count(mean.x, _axes(mean, ctx))
+    return None
+
+
+def _normalized(plain: Interval, d, s, forms: tuple[str, ...], ctx) -> Interval:
+    """|d_i| / sqrt(mean(d²) + eps) <= sqrt(n) (Cauchy-Schwarz: d_i² <= Σ d²), for RMSNorm
+    (d = x) and LayerNorm (d = x - mean) alike; eps >= 6e-8 keeps the bound when d² rounds to 0
+    in fp16, and an overflowed mean gives 0, inside the bound. 1% slack covers rounding."""
+    n = _norm_count(d, s, forms, ctx)
+    if n is None or not math.isfinite(n):
+        return plain
+    k = math.sqrt(n) * 1.01
+    return plain.meet(Interval(-k, k, True))
 
 
 @transfer("floor_div")

@@ -1,0 +1,282 @@
+"""``audit``: patterns, precision, fp16 risk findings, ranges and expected placement of a model.
+
+``audit(model, input_ranges=None, calibration=None, *, function="main", ane_limits=False,
+compute_units="ALL")`` returns an :class:`AuditReport`. ``to_dict()`` is the schema the CLI, the
+JSON output and the HTML page read::
+
+    {
+      "format": "milguard.audit/1",
+      "model": str,                    # the path, or "<Program>" / "<MLModel>"
+      "function": str,
+      "options": {"input_ranges": {input: [lo, hi]}, "ane_limits": bool,
+                  "compute_units": str, "accumulate": str, "calibration_samples": int | None},
+      "summary": {
+        "ops": int,                    # non-const ops
+        "op_types": {op type: count},
+        "fp16_ops": int, "fp32_ops": int, "other_ops": int,   # by the dtype of the first output
+        "patterns": int,
+        "findings": {"total": int, "by_kind": {...}, "by_severity": {...}, "by_source": {...}},
+        "unknown_ops": int,
+      },
+      "patterns": [{"kind", "variant", "rule", "ops": [op names], "precision": "fp32"|"fp16"|"mixed",
+                    "module": str | None, "covered_by": pass name}],
+      "findings": [{"kind", "severity", "op", "op_type", "var", "module", "magnitude", "limit",
+                    "source": "static"|"calibration"|"pass", "covered_by", "message"}],
+      "ranges": [{"var", "op", "op_type", "dtype",
+                  "lo", "hi", "may_nan",                   # static, before dtype rounding
+                  "observed_lo", "observed_hi",            # typed run (calibration only)
+                  "reference_lo", "reference_hi"}],        # fp32 reference (calibration only)
+      "placement": {"summary": PlacementSummary.to_dict(),
+                    "ops": {op name: {"device", "rule", "certainty"}}} | None,
+      "unknown_ops": [{"op", "op_type"}],
+    }
+
+``ranges`` lists float vars in program order (function inputs first, const ops left out).
+Non-finite numbers are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` in JSON (and
+in ``to_dict()``), so the output is strict JSON.
+
+Findings a ``milguard::check_fp16_overflow`` pass recorded during conversion travel in the saved
+package's metadata under ``milguard.findings`` (:func:`attach`); ``audit`` of such a package
+reports them again with ``source == "pass"``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import coremltools as ct
+
+from ..analysis.calibrate import calibrate
+from ..analysis.findings import (
+    COVERING_PASS, Finding, calibrated_findings, count, static_findings,
+)
+from ..analysis.graph import pattern_index, placement_index
+from ..analysis.ranges import RangeMap, propagate
+from ..errors import MilguardError, ModelError
+from ..mil import dtype_name, iter_ops, load, module_path
+from ..mil.names import sanitized_op_name, sanitized_var_name
+
+log = logging.getLogger("milguard")
+
+FORMAT = "milguard.audit/1"
+METADATA_KEY = "milguard.findings"
+METADATA_FORMAT = "milguard.findings/1"
+
+
+def jsonable(x: Any) -> Any:
+    """Replace non-finite floats by "inf"/"-inf"/"nan" (recursively) so JSON stays strict."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):       # numpy scalars
+        return jsonable(x.item())
+    return x
+
+
+def _number(x: Any) -> float:
+    if isinstance(x, str):
+        return float(x)          # "inf", "-inf", "nan" parse as floats
+    return float(x) if x is not None else math.nan
+
+
+@dataclass
+class AuditReport:
+    """The result of :func:`audit`; ``to_dict()`` gives the documented schema."""
+
+    data: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+    ranges: RangeMap | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.to_json())
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(jsonable(self.data), indent=indent, allow_nan=False)
+
+    def to_html(self) -> str:
+        from .html import render      # the HTML page lives in its own module
+        return render(self.to_dict())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.data["summary"]
+
+
+def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None,
+          calibration: Any = None, *, function: str = "main", ane_limits: bool = False,
+          compute_units: str = "ALL", accumulate: str = "fp32") -> AuditReport:
+    """Audit ``function`` of a Program, MLModel or ``.mlpackage`` path for fp16 risk."""
+    loaded = load(model)
+    program = loaded.program
+    if function not in program.functions:
+        raise ModelError(f"no function '{function}' in the program (has {sorted(program.functions)})")
+    fn = program.functions[function]
+    matches = pattern_index(program, function)
+    ranges = propagate(program, input_ranges, function=function, accumulate=accumulate)
+    findings = static_findings(fn, ranges, matches, ane_limits=ane_limits)
+    cal = None
+    if calibration is not None:
+        cal = calibrate(program, calibration, function=function, accumulate=accumulate)
+        findings += calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
+    findings += _pass_findings(loaded.metadata, function)
+    placement = _placement(fn, compute_units)
+    data = {
+        "format": FORMAT,
+        "model": _model_name(model, loaded),
+        "function": function,
+        "options": {"input_ranges": {k: list(v) for k, v in ranges.input_ranges.items()},
+                    "ane_limits": bool(ane_limits), "compute_units": str(compute_units),
+                    "accumulate": accumulate, "calibration_samples": cal.samples if cal else None},
+        "summary": _summary(fn, matches, findings, ranges),
+        "patterns": _patterns(matches),
+        "findings": [f.to_dict() for f in findings],
+        "ranges": _ranges(fn, ranges, cal),
+        "placement": placement,
+        "unknown_ops": [{"op": n, "op_type": t} for n, t in ranges.unknown_ops],
+    }
+    return AuditReport(data=data, findings=findings, ranges=ranges)
+
+
+def _model_name(model: Any, loaded: Any) -> str:
+    if loaded.path is not None:
+        return str(loaded.path)
+    return "<MLModel>" if isinstance(model, ct.models.MLModel) else "<Program>"
+
+
+def _precision(ops: list[Any]) -> str:
+    kinds = {dtype_name(op.outputs[0]) for op in ops
+             if op.op_type != "const" and op.outputs and dtype_name(op.outputs[0]) in ("fp16", "fp32")}
+    return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "none")
+
+
+def _summary(fn: Any, matches: Mapping[str, Any], findings: list[Finding], ranges: RangeMap) -> dict:
+    ops = [op for op in iter_ops(fn) if op.op_type != "const"]
+    types: dict[str, int] = {}
+    for op in ops:
+        types[op.op_type] = types.get(op.op_type, 0) + 1
+    first = [dtype_name(op.outputs[0]) if op.outputs else None for op in ops]
+    unique = {id(m): m for m in matches.values()}
+    return {
+        "ops": len(ops),
+        "op_types": dict(sorted(types.items())),
+        "fp16_ops": first.count("fp16"),
+        "fp32_ops": first.count("fp32"),
+        "other_ops": len(ops) - first.count("fp16") - first.count("fp32"),
+        "patterns": len(unique),
+        "findings": {"total": len(findings), **count(findings)},
+        "unknown_ops": len(ranges.unknown_ops),
+    }
+
+
+def _patterns(matches: Mapping[str, Any]) -> list[dict[str, Any]]:
+    unique = list({id(m): m for m in matches.values()}.values())
+    out = []
+    for m in unique:
+        module = next((module_path(op) for op in m.ops if module_path(op)), None)
+        out.append({"kind": m.kind, "variant": m.variant, "rule": getattr(m.rule, "name", m.kind),
+                    "ops": [op.name for op in m.ops], "precision": _precision(m.ops),
+                    "module": module, "covered_by": COVERING_PASS.get(m.kind)})
+    return out
+
+
+def _ranges(fn: Any, ranges: RangeMap, cal: Any) -> list[dict[str, Any]]:
+    rows = []
+
+    def row(var: Any, op_name: str, op_type: str) -> None:
+        dt = dtype_name(var)
+        if dt not in ("fp16", "fp32") or var.name not in ranges:
+            return
+        w = ranges.wanted[var.name]
+        r = {"var": var.name, "op": op_name, "op_type": op_type, "dtype": dt,
+             "lo": w.lo if not w.is_empty else None, "hi": w.hi if not w.is_empty else None,
+             "may_nan": w.may_nan}
+        if cal is not None:
+            for prefix, table in (("observed", cal.actual), ("reference", cal.reference)):
+                iv = table.get(var.name)
+                r[f"{prefix}_lo"] = iv.lo if iv is not None and not iv.is_empty else None
+                r[f"{prefix}_hi"] = iv.hi if iv is not None and not iv.is_empty else None
+        rows.append(r)
+
+    for name, var in fn.inputs.items():
+        row(var, name, "input")
+    for op in iter_ops(fn):
+        if op.op_type == "const":
+            continue
+        for var in op.outputs:
+            row(var, op.name, op.op_type)
+    return rows
+
+
+def _placement(fn: Any, compute_units: str) -> dict[str, Any] | None:
+    try:
+        from ..placement import summarize
+        places = placement_index(fn, compute_units)
+        if not places:
+            return None
+        return {"summary": summarize(fn, places).to_dict(),
+                "ops": {name: p.to_dict() for name, p in places.items()}}
+    except ImportError:
+        return None
+
+
+# ---- findings that travel in a saved package ---------------------------------------------------
+
+def _pass_findings(metadata: Mapping[str, str], function: str) -> list[Finding]:
+    raw = metadata.get(METADATA_KEY)
+    if not raw:
+        return []
+    try:
+        record = json.loads(raw)
+        items = record["functions"].get(function, [])
+        out = []
+        for d in items:
+            d = dict(d, source="pass")
+            d["magnitude"], d["limit"] = _number(d.get("magnitude")), _number(d.get("limit"))
+            out.append(Finding.from_dict(d))
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"unreadable '{METADATA_KEY}' metadata in the model ({exc})") from None
+
+
+def attach(mlmodel: "ct.models.MLModel") -> dict[str, list[Finding]]:
+    """Copy the findings a ``milguard::check_fp16_overflow`` pass recorded during ``ct.convert``
+    into ``mlmodel.user_defined_metadata["milguard.findings"]`` so they survive ``save``.
+
+    Keys are the final names: ops that survived the rest of the pipeline are looked up by
+    identity in the converted program (renamed ops get their new names); ops removed later get
+    the name ``mil_backend::sanitize_name_strings`` would give them. Returns {function: findings}.
+    """
+    if not isinstance(mlmodel, ct.models.MLModel):
+        raise MilguardError(f"attach needs an MLModel, got a {type(mlmodel).__name__}")
+    program = getattr(mlmodel, "_mil_program", None)
+    recorded = getattr(program, "_milguard_findings", None) if program is not None else None
+    if recorded is None:
+        raise MilguardError("attach: the model carries no findings; convert it with the "
+                            "milguard::check_fp16_overflow pass in its pipeline")
+    out: dict[str, list[Finding]] = {}
+    for fname, items in recorded.items():
+        alive = {id(op) for fn in program.functions.values() for op in iter_ops(fn)}
+        renamed = []
+        for op, var, f in items:
+            if op is not None and id(op) in alive:
+                op_name, var_name = op.name, var.name if var is not None else f.var
+            else:
+                op_name, var_name = sanitized_op_name(f.op), sanitized_var_name(f.var)
+            renamed.append(Finding.from_dict({**f.to_dict(), "op": op_name, "var": var_name}))
+        out[fname] = renamed
+    record = {"format": METADATA_FORMAT,
+              "options": getattr(program, "_milguard_findings_options", {}),
+              "functions": {k: [f.to_dict() for f in v] for k, v in out.items()}}
+    mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(jsonable(record), separators=(",", ":"),
+                                                             allow_nan=False)
+    return out
