@@ -12,7 +12,7 @@ from milguard.mil import PASS_REGISTRY, load, mb, types
 from milguard.placement import METADATA_KEY, annotations, attach, predict
 from milguard.placement.predict import placed_ops
 
-S, D = 128, 256
+S, D = 512, 512                         # two linears: 5.4e8 FLOPs, above the S1 floor
 
 
 def _w(*shape):

@@ -20,7 +20,7 @@ from milguard.placement.rules import RULES_BY_ID
 iOS17, iOS18 = ct.target.iOS17, ct.target.iOS18
 f16 = np.float16
 # Rule tests look at one op at a time: no size floor, no small-segment demotion.
-ISOLATED = PlacementOptions(size_floor_macs=0, min_ane_segment_flops=0)
+ISOLATED = PlacementOptions(size_floor_flops=0, min_ane_segment_flops=0)
 
 
 def _p(shapes, build, dtype=types.fp16, opset=iOS17):
@@ -175,9 +175,8 @@ CASES = [
     Case("R1.dims", lambda: relu((1, 4, 20000)), lambda: relu((1, 4, 20000)), M3, M4, "cpu"),
     Case("O14.conv_kernel", lambda: conv(15), lambda: conv(13), device="cpu"),
     Case("O15.sdpa_small", lambda: sdpa(512, heads=8), lambda: sdpa(2048), device="cpu"),
-    Case("S1.size_floor", lambda: linear(16, 16), lambda: linear(128, 64),
-         {"options": PlacementOptions(min_ane_segment_flops=0)},
-         {"options": PlacementOptions(min_ane_segment_flops=0)}, "cpu"),
+    Case("S1.size_floor", lambda: linear(384, 384), lambda: linear(512, 512),    # Vx#435/436
+         {"options": PlacementOptions()}, {"options": PlacementOptions()}, "cpu"),
     Case("A3.eligible", linear, lambda: relu(dtype=types.fp32), device="ane"),
     Case("A3.unlisted", fill_like, relu, device="cpu"),
 ]
@@ -194,9 +193,10 @@ def test_rule_positive_and_negative(case: Case):
         assert positive.device == case.device
 
 
-def test_every_table_rule_has_a_case():
-    covered = {c.rule for c in CASES} | {"O19.const"}          # O19: test_const_ops_are_unplaced
-    assert covered == {r.id for r in RULES}
+def test_every_rule_has_a_case():
+    # O19: test_const_ops_are_unplaced; P2 and P4: the region tests below
+    covered = {c.rule for c in CASES} | {"O19.const", "P2.gpu_region", "P4.small_segment"}
+    assert covered == set(RULES_BY_ID)
 
 
 def test_rules_carry_source_and_certainty():
@@ -282,17 +282,32 @@ def test_p4_small_ane_segment_moves_to_its_neighbour():
         y = mb.relu(x=y, name="t")
         return mb.cast(x=mb.relu(x=mb.cast(x=y, dtype="fp32")), dtype="fp16")
     prog = _p([(1, 128, 256)], body)
-    demoted = predict(prog, options=PlacementOptions())
-    kept = predict(prog, options=PlacementOptions(min_ane_segment_flops=128 * 256))
-    assert demoted["t"] == predict(prog)["t"]
+    demoted = predict(prog, options=PlacementOptions(size_floor_flops=0))
+    kept = predict(prog, options=PlacementOptions(size_floor_flops=0,
+                                                  min_ane_segment_flops=128 * 256))
     assert (demoted["t"].device, demoted["t"].rule, demoted["t"].certainty) == ("cpu", "P4.small_segment", "L")
     assert demoted["head"].device == "ane"                          # 16.8 MFLOPs: above the floor
     assert (kept["t"].device, kept["t"].rule) == ("ane", "A3.eligible")
 
 
 def test_p4_a_whole_tiny_model_runs_on_the_cpu():
-    result = predict(linear(8, 8), options=PlacementOptions(size_floor_macs=0))
+    result = predict(linear(8, 8), options=PlacementOptions(size_floor_flops=0))
     assert (result["t"].device, result["t"].rule) == ("cpu", "P4.small_segment")
+
+
+def test_s1_counts_the_whole_function_and_keeps_small_ops_in_big_regions():
+    def body(x):
+        y = mb.linear(x=x, weight=weight(512, 512), name="big")         # 2.7e8 FLOPs
+        return mb.relu(x=y, name="t")
+    result = predict(_p([(1, 512, 512)], body))
+    assert result["t"].device == result["big"].device == "ane"
+    small = predict(_p([(1, 384, 384)], lambda x: mb.relu(x=mb.linear(
+        x=x, weight=weight(384, 384), name="big"), name="t")))
+    assert {(p.device, p.rule) for p in small.values()} == {("cpu", "S1.size_floor")}
+
+
+def test_s1_does_not_apply_without_the_neural_engine():
+    assert predict(linear(8, 8), compute_units="CPU_AND_GPU")["t"].device == "gpu"
 
 
 # --------------------------------------------------------------------------- inputs

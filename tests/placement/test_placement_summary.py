@@ -14,6 +14,7 @@ from milguard.placement.flops import flops
 
 S, D = 128, 256                          # sequence, width
 ACT = S * D                              # elements of one activation
+OPTS = PlacementOptions(size_floor_flops=0)   # these programs are below the whole-model floor (S1)
 LINEAR = 2 * S * D * D + ACT             # FLOPs of one D×D linear with its (default zero) bias
 
 
@@ -83,7 +84,7 @@ def test_flops_of_fused_attention():
 # --------------------------------------------------------------------------- segments
 def test_island_gives_three_segments_two_transitions_one_island():
     prog = island_program()
-    summary = summarize(prog, predict(prog))
+    summary = summarize(prog, predict(prog, options=OPTS))
     assert [(s.device, s.ops) for s in summary.segments] == [
         ("ane", ("head",)), ("cpu", ("c_in", "r0", "r1", "c_out")), ("ane", ("tail",))]
     assert summary.transitions == 2
@@ -96,7 +97,7 @@ def test_island_gives_three_segments_two_transitions_one_island():
 
 
 def test_relative_cost_matches_the_hand_derivation():
-    summary = summarize(island_program(), predict(island_program()))
+    summary = summarize(island_program(), predict(island_program(), options=OPTS))
     # dispatch: two ANE segments × 100 µs (the CPU floor is 0); switches: 2 × 200 µs.
     # compute: ANE ops stay under their floor (0); CPU ops are bandwidth bound at 100 GB/s:
     #   cast 2·ACT + 4·ACT bytes = 1.96608 µs each, fp32 relu 8·ACT bytes = 2.62144 µs each.
@@ -109,7 +110,7 @@ def test_relative_cost_matches_the_hand_derivation():
 
 def test_cost_model_constants_are_overridable():
     prog = island_program()
-    placements = predict(prog)
+    placements = predict(prog, options=OPTS)
     base = summarize(prog, placements)
     slow_switch = summarize(prog, placements, cost_model=replace(
         CostModel(), switch_cost={"ane|cpu": 1e-3, "ane|gpu": 2e-3, "cpu|gpu": 1e-3}))
@@ -129,7 +130,7 @@ def test_more_islands_cost_more():
         y = mb.cast(x=mb.relu(x=mb.cast(x=y, dtype="fp32")), dtype="fp16")
         return mb.linear(x=y, weight=_w(D, D), name="c")
     two = _prog(two_islands)
-    s1, s2 = summarize(one, predict(one)), summarize(two, predict(two))
+    s1, s2 = summarize(one, predict(one, options=OPTS)), summarize(two, predict(two, options=OPTS))
     assert (s2.fp32_islands, s2.transitions, len(s2.segments)) == (2, 4, 5)
     assert s2.relative_cost > s1.relative_cost + 2 * 200 + 100      # 2 more switches, 1 more floor
 
@@ -137,7 +138,7 @@ def test_more_islands_cost_more():
 def test_model_io_casts_are_not_islands():
     prog = _prog(lambda x: mb.cast(x=mb.linear(x=mb.cast(x=x, dtype="fp16"), weight=_w(D, D)),
                                    dtype="fp32"), dtype=types.fp32)
-    placements = predict(prog)
+    placements = predict(prog, options=OPTS)
     summary = summarize(prog, placements)
     assert summary.fp32_islands == 0
     assert [s.device for s in summary.segments] == ["ane"]
@@ -150,17 +151,17 @@ def test_all_fp32_program_is_one_island_on_the_gpu_under_all():
             x = mb.relu(x=mb.linear(x=x, weight=_w(D, D).astype(np.float32)))
         return x
     prog = _prog(body, dtype=types.fp32)
-    summary = summarize(prog, predict(prog))
+    summary = summarize(prog, predict(prog, options=OPTS))
     assert summary.fp32_islands == 1
-    assert summarize(prog, predict(prog, options=PlacementOptions(gpu_region_min_flops=2e8))
-                     ).segments[0].device == "cpu"                 # 12 ops and too few FLOPs
+    few_flops = PlacementOptions(size_floor_flops=0, gpu_region_min_flops=2e8)
+    assert summarize(prog, predict(prog, options=few_flops)).segments[0].device == "cpu"  # 12 ops
     assert [s.device for s in summary.segments] == ["gpu"]         # 6 linears: 1.007e8 FLOPs >= 1e8
     assert summary.transitions == 0 and summary.flops_share["gpu"] == 1.0
 
 
 def test_ops_without_placement_are_skipped_and_dict_is_json():
     prog = island_program()
-    placements = predict(prog)
+    placements = predict(prog, options=OPTS)
     partial = {k: v for k, v in placements.items() if k not in ("c_in", "r0", "r1", "c_out")}
     summary = summarize(prog, partial)
     assert [s.device for s in summary.segments] == ["ane"] and summary.fp32_islands == 0
@@ -183,7 +184,7 @@ def test_summarize_is_linear_in_program_size():
         for n in (4, 8):
             calls["n"] = 0
             prog = island_program(relus=n)
-            summarize(prog, predict(prog))
+            summarize(prog, predict(prog, options=OPTS))
             small_calls = small_calls or calls["n"]
         assert calls["n"] == small_calls + 4                        # one visit per added op
     finally:

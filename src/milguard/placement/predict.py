@@ -9,9 +9,12 @@ Algorithm (one linear pass per step, ops in program order — a topological orde
    consecutive non-ANE ops: ``gpu`` if the run has ``gpu_region_min_ops`` ops or
    ``gpu_region_min_flops`` FLOPs, else ``cpu`` (P2: Core ML ping-pongs ANE↔CPU cheaply but
    switches to the GPU once).
-3. **Small ANE segments** (maximal runs of ``ane`` ops) doing less than
+3. **Size floor** (ALL and CPU_AND_NE). If all ops with verdict ``ane`` together do less than
+   ``size_floor_flops``, they all go to the CPU with rule ``S1.size_floor`` (small models run
+   on the CPU).
+4. **Small ANE segments** (maximal runs of ``ane`` ops) doing less than
    ``min_ane_segment_flops`` move to the device of the segment before them, else the one after
-   them, else the CPU (P4, S1: small models run on the CPU). Their rule becomes
+   them, else the CPU (P4). Their rule becomes
    ``P4.small_segment``. Moving a segment only merges non-ANE segments, so one pass is a fixed
    point.
 
@@ -81,11 +84,11 @@ def predict(function: Any, *, compute_units: Any = "ALL", chip: str | Chip = "M1
         else:
             inherited[op.name] = parent.name
     devices = _assign_devices(rows, target)
-    _demote_small_ane_segments(rows, devices, target)
+    region_rule = _size_floor(rows, devices, target) or _demote_small_ane_segments(rows, devices, target)
     result: dict[str, Placement] = {}
     for (facts, rule), device in zip(rows, devices):
-        rule = RULES_BY_ID["P4.small_segment"] if rule.verdict == "ane" and device != _ane(target) \
-            else rule
+        if rule.verdict == "ane" and device != _ane(target):
+            rule = region_rule
         result[facts.name] = Placement(device, rule.id, rule.certainty)
     for name, parent in inherited.items():
         result[name] = result[parent]
@@ -114,14 +117,24 @@ def _assign_devices(rows: list[tuple[OpFacts, Rule]], target: Target) -> list[st
     return devices
 
 
+def _size_floor(rows: list[tuple[OpFacts, Rule]], devices: list[str], target: Target) -> Rule | None:
+    eligible = [i for i, (_, rule) in enumerate(rows) if rule.verdict == "ane"]
+    if target.compute_units not in ("ALL", "CPU_AND_NE") or not eligible or sum(rows[i][0].flops for i in eligible) >= target.options.size_floor_flops:
+        return None
+    for i in eligible:
+        devices[i] = "cpu"
+    return RULES_BY_ID["S1.size_floor"]
+
+
 def _demote_small_ane_segments(rows: list[tuple[OpFacts, Rule]], devices: list[str],
-                               target: Target) -> None:
+                               target: Target) -> Rule:
     floor = target.options.min_ane_segment_flops
     for start, stop in _runs([d == "ane" for d in devices]):
         if sum(rows[i][0].flops for i in range(start, stop)) >= floor:
             continue
         neighbour = devices[start - 1] if start > 0 else (devices[stop] if stop < len(devices) else "cpu")
         devices[start:stop] = [neighbour] * (stop - start)
+    return RULES_BY_ID["P4.small_segment"]
 
 
 def _runs(flags: list[bool]) -> Iterator[tuple[int, int]]:

@@ -15,7 +15,10 @@ careful measurement or a reverse-engineered catalogue; L = an anecdote or NN-era
 
 The order goes from the most specific fact to the most general: no device at all, compute
 units, op types that never reach the Neural Engine, integer and dynamic-shape work, chip
-gates, precision (fp32), hardware limits, the size floor, and finally the eligible op list.
+gates, precision (fp32), hardware limits, and finally the eligible op list. The size floor
+(S1) and the partitioning rules (P2, P4) look at whole functions and runs of ops, so they are
+``REGION_RULES`` applied by ``predict`` after the table; a small op inside a large Neural
+Engine region stays there (S1 says "in isolation"; RF-DETR's tiny ops stay on the ANE).
 (The matmul/linear contraction limit of A.3, K <= 16384 or 65536 on A16+, needs no rule of its
 own: K is the W or H extent of ``x``, so ``R1.dims`` already enforces it.)
 A static predictor gives eligibility, not ground truth ("eligibility is not placement").
@@ -52,7 +55,6 @@ SHAPE_PARAMS = {                       # parameters that must be compile-time co
     "split": ("split_sizes", "num_splits"), "slice_update": ("begin", "end", "stride"),
     "resize": ("target_size_height", "target_size_width"),
 }
-CONTRACTING = frozenset({"matmul", "linear", "einsum", "conv", "conv_transpose"})  # S1
 ANE_ELIGIBLE = frozenset({
     # matrix and convolution work (O14, O15)
     "conv", "conv_transpose", "conv_quantized", "linear", "matmul", "einsum",
@@ -170,10 +172,6 @@ def _small_sdpa(f: OpFacts, t: Target) -> bool:
     return min(sizes) < t.options.sdpa_min_elements
 
 
-def _below_size_floor(f: OpFacts, t: Target) -> bool:
-    return f.op_type in CONTRACTING and f.flops / 2.0 < t.options.size_floor_macs
-
-
 # --------------------------------------------------------------------------- the table
 RULES: tuple[Rule, ...] = (
     Rule("O19.const", "const and constexpr_* ops are folded at compile time and get no device",
@@ -236,9 +234,6 @@ RULES: tuple[Rule, ...] = (
          "off_ane", "M", "ane-guide ch.17; ANEForge catalogue", _conv_kernel),
     Rule("O15.sdpa_small", "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
          "cpu", "M", "vx-lang/Vx#437", _small_sdpa),
-    Rule("S1.size_floor", "matmul/linear/einsum/conv below the size floor (5e5 MACs) is "
-         "CPU-preferred", "cpu", "M", "vx-lang/Vx#435, #436; ask-meridian.uk; aosama/astronomical#540",
-         _below_size_floor),
     Rule("A3.eligible", "an fp16 op of a Neural Engine op type within all limits", "ane", "M",
          "placement research notes A.3 (ANEForge, apple/ml-ane-transformers, coremltools docs)",
          _types(ANE_ELIGIBLE)),
@@ -247,8 +242,13 @@ RULES: tuple[Rule, ...] = (
          lambda f, t: True),
 )
 
-# Rules applied by ``predict`` after the table, on runs of ops rather than single ops.
+# Rules applied by ``predict`` after the table, on whole functions and runs of ops.
 REGION_RULES: tuple[Rule, ...] = (
+    Rule("S1.size_floor", "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs "
+         "on the CPU: small models are CPU-placed even when every op is eligible", "cpu", "M",
+         "vx-lang/Vx#435, #436 (single fp16 matmul: CPU at 384^3, 1.1e8 FLOPs; ANE at 512^3, "
+         "2.7e8); ask-meridian.uk (2 layers x 128 wide: 0% ANE; 6 x 384: 100%); "
+         "aosama/astronomical#540", lambda f, t: False),
     Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
          "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
          "off_ane", "M", "hollance/neural-engine unsupported-layers.md; research notes A.4 step 1",

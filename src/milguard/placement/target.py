@@ -45,7 +45,8 @@ _ALIASES = {"A13": "M1", "A14": "M2", "A15": "M3", "A16": "M4", "A17": "M4", "A1
 class PlacementOptions:
     """Thresholds of the predictor. Defaults are the research notes' values (rule id in brackets).
 
-    size_floor_macs: matmul/linear/einsum/conv below this many MACs are CPU-preferred [S1].
+    size_floor_flops: a function whose Neural Engine work is below this runs on the CPU [S1];
+        2e8 lies between the CPU-placed 384^3 (1.1e8 FLOPs) and ANE-placed 512^3 (2.7e8) matmuls.
     sdpa_min_elements: fused attention needs at least this many elements per Q/K/V [O15].
     min_ane_segment_flops: an ANE segment with less work moves to its neighbour's device [P4].
     gpu_region_min_ops / gpu_region_min_flops: under ALL a run of non-ANE ops goes to the GPU
@@ -54,7 +55,7 @@ class PlacementOptions:
     gather_on_ane: let gathers stay on A14+ Neural Engines (the compiler can lower them) [O3].
     """
 
-    size_floor_macs: float = 5e5
+    size_floor_flops: float = 2e8
     sdpa_min_elements: int = 2_000_000
     min_ane_segment_flops: float = 4e6
     gpu_region_min_ops: int = 32
