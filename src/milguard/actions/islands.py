@@ -9,8 +9,9 @@ For every op of the island, in program order, an fp32 copy is built next to it. 
   * a widened copy of an fp16 constant (a loaded fp16 package: the fp32 value is gone);
   * otherwise one shared ``cast(x, fp32)`` per entry value.
 Outputs read outside the island get one ``cast(fp16)``; consumers that only cast the value back to
-fp32 read the fp32 copy directly. Ops already computing in fp32 from their most precise inputs are
-left alone, so applying an island twice, or to an fp32 program, changes nothing.
+fp32 read the fp32 copy directly. An island none of whose compute ops is fp16 is left alone, and so
+are ops already computing in fp32 from their most precise inputs: applying an island twice, or to
+an fp32 program, changes nothing.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ def insert_cast_islands(block: Block, island: set[Operation]) -> IslandStats:
 def _insert(block: Block, island: set[Operation]) -> IslandStats:
     stats = IslandStats()
     ordered = [op for op in block.operations if op in island]
+    if not any(dtype_name(o) == "fp16" for op in ordered if not _is_float_cast(op) for o in op.outputs):
+        return stats                          # already fp32 (an fp32 program, or applied before)
     fp32_of: dict[Var, Var] = {}        # original var -> its fp32 value inside the island
     entry_cast: dict[Var, Var] = {}
     rebuilt: list[Operation] = []
