@@ -89,8 +89,15 @@ def _snr_cell(row: dict) -> str:
 
 
 def summary(statuses: list[dict], results_dir: Path = RESULTS) -> str:
+    """Status of every discovered script (a script run on its own shows as such), headline, results."""
+    known = {s["name"]: s for s in statuses}
     lines = ["# Benchmark summary", "", "| script | status | seconds |", "|---|---|---:|"]
-    for s in statuses:
+    for path in discover():
+        s = known.get(path.stem)
+        if s is None:
+            state = "results from a separate run" if (results_dir / f"{path.stem}.json").is_file() else "not run"
+            lines.append(f"| {path.name} | {state} | – |")
+            continue
         state = "ok" if s["ok"] else f"failed: {s['error'].splitlines()[-1][:120]}"
         lines.append(f"| {s['script']} | {state} | {s['seconds']:.1f} |")
     lines += ["", "## Precision policies (headline)", "", headline(results_dir).rstrip(), ""]

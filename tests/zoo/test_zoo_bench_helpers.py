@@ -1,0 +1,78 @@
+"""The benchmark scripts' policy definitions and result plumbing (no conversion, no timing)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"zoo_test_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+policies = _load("bench_policies")
+run_all = _load("run_all")
+passes = _load("bench_passes")
+
+
+def test_seed_selector_keeps_pow_to_sqrt_fp32():
+    sel = policies.SeedSelector()
+    ops = ["linear", "reduce_mean", "sub", "pow", "reduce_mean", "add", "sqrt", "real_div", "mul", "linear"]
+    fp16 = [sel(SimpleNamespace(op_type=t)) for t in ops]
+    assert fp16 == [True, True, True, False, False, False, False, True, True, True]
+
+
+def test_seed_selector_never_closes_on_rsqrt_norms():
+    sel = policies.SeedSelector()
+    ops = ["pow", "reduce_mean", "add", "rsqrt", "mul", "linear", "softmax", "linear"]
+    assert not any(sel(SimpleNamespace(op_type=t)) for t in ops)
+
+
+def test_autocast_list_follows_torch_not_sqrt():
+    assert {"pow", "exp", "reduce_sum", "softmax", "layer_norm", "rsqrt"} <= policies.AUTOCAST_FP32
+    assert "sqrt" not in policies.AUTOCAST_FP32 and "linear" not in policies.AUTOCAST_FP32
+
+
+def test_snr():
+    ref = np.array([1.0, -2.0, 3.0])
+    assert policies.snr_db(ref, ref) == math.inf
+    assert policies.snr_db(ref, np.array([1.0, np.nan, 3.0])) == -math.inf
+    assert abs(policies.snr_db(ref, ref * 1.1) - 20.0) < 1e-9   # error 10% of the signal: 100x power
+
+
+def test_growth_exponent_recovers_a_power_law():
+    rows = [{"ops": n, "t": 1e-6 * n ** 1.5} for n in (1_000, 10_000, 100_000)]
+    assert abs(passes.growth_exponent(rows, "t") - 1.5) < 1e-9
+
+
+def test_run_all_discovers_and_updates_readme_between_markers(tmp_path):
+    names = {p.stem for p in run_all.discover()}
+    assert {"bench_passes", "bench_policies"} <= names and "run_all" not in names
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{run_all.BEGIN}\nold\n{run_all.END}\ntail\n")
+    assert run_all.update_readme(readme, "| new |\n")
+    assert readme.read_text() == f"intro\n{run_all.BEGIN}\n| new |\n{run_all.END}\ntail\n"
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not run_all.update_readme(plain, "x") and plain.read_text() == "no markers\n"
+
+
+def test_headline_marks_accurate_cells(tmp_path):
+    data = {"verdicts": {"accurate_db": 40.0}, "models": [{"model": "m", "policies": {
+        "float32": {"snr_db": 120.0, "accurate": True}, "fp16": {"snr_db": "-inf", "accurate": False},
+        "milguard": {"snr_db": 61.5, "accurate": True, "flops_fp16_share": 0.995, "fp32_ops": 6}}}]}
+    (tmp_path / "bench_policies.json").write_text(json.dumps(data))
+    table = run_all.headline(tmp_path)
+    row = [ln for ln in table.splitlines() if ln.startswith("| m |")][0]
+    assert "**120.0**" in row and "inf/NaN" in row and "**61.5**" in row and "99.50%" in row
