@@ -20,13 +20,14 @@ Accumulation of reductions, matmul, linear, conv, and the sums inside softmax / 
   fp16 after each step. A partial beyond 65504 becomes inf and stays inf. Ops typed fp32 always
   accumulate in fp32.
 
-``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
+``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved and fp16 constants
+widened once). ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
 ``UnsupportedOpError`` before anything runs.
 """
 from __future__ import annotations
 
-from .run import InputError, first_nonfinite, run
+from .run import Executor, InputError, first_nonfinite, prepare, run
 from .semantics import FP16_BLOCK
 from .table import SUPPORTED_OPS
 
-__all__ = ["FP16_BLOCK", "InputError", "SUPPORTED_OPS", "first_nonfinite", "run"]
+__all__ = ["Executor", "FP16_BLOCK", "InputError", "SUPPORTED_OPS", "first_nonfinite", "prepare", "run"]

@@ -17,27 +17,26 @@ from .semantics import wide
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """Error function, vectorized, relative error below 2e-7 (computed in float64).
+# erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (outside, erf is ±1 in float32): the float32 rational
+# approximation of Eigen / XLA (generic_fast_erf_float); max relative error 4.2e-7 against math.erf.
+_ERF_P = tuple(np.float32(v) for v in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+                                        -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+                                        -1.60960333262415e-02))
+_ERF_Q = tuple(np.float32(v) for v in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+                                        -7.37332916720468e-03, -1.42647390514189e-02))
 
-    |x| < 0.5: Maclaurin series (14 terms); otherwise 1 - erfc with the Numerical Recipes
-    Chebyshev fit of erfc (fractional error < 1.2e-7).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    z = np.abs(x)
-    small = np.minimum(z, 0.5)
-    x2 = small * small
-    term, series = small.copy(), small.copy()
-    for n in range(1, 14):
-        term = term * (-x2) / n
-        series = series + term / (2 * n + 1)
-    series *= 2.0 / math.sqrt(math.pi)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    large = 1.0 - t * np.exp(poly)
-    return np.sign(x) * np.where(z < 0.5, series, large)
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Error function in float32, vectorized (relative error below 5e-7)."""
+    x = np.clip(np.asarray(x, dtype=np.float32), np.float32(-4), np.float32(4))
+    x2 = x * x
+    p = _ERF_P[0]
+    for coef in _ERF_P[1:]:
+        p = p * x2 + coef
+    q = _ERF_Q[0]
+    for coef in _ERF_Q[1:]:
+        q = q * x2 + coef
+    return x * p / q
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

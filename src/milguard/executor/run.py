@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import MilguardError, ModelError, UnsupportedOpError
 from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
-from .semantics import ACCUMULATE_MODES, accumulator
+from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
 from .table import KERNELS
 
 log = logging.getLogger("milguard")
@@ -72,6 +72,8 @@ class Step:
         for param, value in op.inputs.items():
             if isinstance(value, (list, tuple)):
                 args.append((param, _LIST, tuple(v.name for v in value)))
+            elif value.op is not None and value.op.op_type == "const" and storage_dtype(value) == F16:
+                args.append((param, _VALUE, wide(np.asarray(value.val, dtype=F16))))   # exact; widened once
             else:
                 args.append((param, _VAR, value.name))
         for param, default in op.default_inputs().items():
@@ -81,14 +83,29 @@ class Step:
 
 
 class Executor:
-    """Executes one function; ``env`` maps var name -> value in the order values were produced."""
+    """A function prepared for repeated execution (kernels resolved, fp16 constants widened once).
+
+    ``env`` maps var name -> value in the order values were produced during the last call. The
+    plan reflects the program when it was prepared: prepare again after editing the program.
+    """
 
     def __init__(self, function: Function, accumulate: str = "fp32"):
         if accumulate not in ACCUMULATE_MODES:
             raise MilguardError(f"accumulate must be one of {', '.join(ACCUMULATE_MODES)}, not {accumulate!r}")
+        check_supported(function)
         self.function, self.accumulate = function, accumulate
         self.env: dict[str, np.ndarray] = {}
         self._plans: dict[int, tuple[Block, list[Step]]] = {}
+        self.steps(function)
+
+    def __call__(self, inputs: Mapping[str, Any], *, trace: bool = False) -> dict[str, np.ndarray]:
+        """{output name: value}, or with ``trace`` {var name: value} for every var in program order."""
+        self.env = {}
+        with np.errstate(all="ignore"):    # overflow to ±inf and NaN are results here, not accidents
+            outputs = self.run_block(self.function, self.bind_inputs(inputs))
+        if trace:
+            return dict(self.env)
+        return {v.name: value for v, value in zip(self.function.outputs, outputs)}
 
     def steps(self, block: Block) -> list[Step]:
         plan = self._plans.get(id(block))
@@ -142,6 +159,14 @@ def _check_shape(name: str, value: np.ndarray, shape) -> None:
         raise InputError(f"input '{name}' has shape {tuple(value.shape)}, expected {want}")
 
 
+def prepare(model: Any, *, accumulate: str = "fp32", function: str = "main") -> Executor:
+    """An Executor for ``function`` of ``model``, to call many times: ``prepare(m)(inputs)``.
+
+    Raises UnsupportedOpError if any op (nested blocks included) lacks a kernel.
+    """
+    return Executor(function_of(model, function), accumulate)
+
+
 def run(model: Any, inputs: Mapping[str, Any], *, trace: bool = False, accumulate: str = "fp32",
         function: str = "main") -> dict[str, np.ndarray]:
     """Execute ``function`` of ``model`` on ``inputs`` with typed fp16/fp32 semantics.
@@ -151,15 +176,7 @@ def run(model: Any, inputs: Mapping[str, Any], *, trace: bool = False, accumulat
     their last iteration). Raises UnsupportedOpError before executing anything if any op
     lacks a kernel.
     """
-    fn = function_of(model, function)
-    check_supported(fn)
-    executor = Executor(fn, accumulate)
-    with np.errstate(all="ignore"):        # overflow to ±inf and NaN are results here, not accidents
-        bound = executor.bind_inputs(inputs)
-        outputs = executor.run_block(fn, bound)
-    if trace:
-        return dict(executor.env)
-    return {v.name: value for v, value in zip(fn.outputs, outputs)}
+    return prepare(model, accumulate=accumulate, function=function)(inputs, trace=trace)
 
 
 def first_nonfinite(model: Any, trace: Mapping[str, np.ndarray], *,

@@ -40,6 +40,13 @@ def half(x: np.ndarray) -> np.ndarray:
     return np.asarray(x).astype(F16).astype(F32)
 
 
+def blasable(x: np.ndarray) -> np.ndarray:
+    """A layout numpy's matmul hands to BLAS; strided views (transposed heads) would take a slow loop."""
+    if x.ndim <= 2 or x.flags.c_contiguous or x.flags.f_contiguous:
+        return x
+    return np.ascontiguousarray(x)
+
+
 def _normalize_axes(axes, ndim: int) -> tuple[int, ...]:
     if axes is None:
         return tuple(range(ndim))
@@ -69,7 +76,7 @@ class Fp32Accumulator:
 
     @staticmethod
     def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(wide(a), wide(b))
+        return np.matmul(blasable(wide(a)), blasable(wide(b)))
 
 
 class Fp16Accumulator(Fp32Accumulator):
@@ -95,7 +102,7 @@ class Fp16Accumulator(Fp32Accumulator):
         return total
 
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = wide(a).astype(F32), wide(b).astype(F32)
+        a, b = blasable(wide(a).astype(F32)), blasable(wide(b).astype(F32))
         if a.ndim == 1 or b.ndim == 1:      # vectors: promote to matrices, then drop the added axes
             out = self.matmul(a[None, :] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
             out = out[..., 0] if b.ndim == 1 else out
