@@ -332,3 +332,12 @@ def test_chip_aliases_and_bad_options():
     with pytest.raises(MilguardError, match="no function 'decode'"):
         from milguard.placement.predict import as_function
         as_function(prog, "decode")
+
+
+def test_cast_of_an_fp16_input_into_an_fp32_island_is_a_boundary_not_io():
+    """The fp32 side decides: fp16 input → fp32 is the entry of an island at the model's start."""
+    prog = _p([(1, 64)], lambda x: mb.cast(x=mb.relu(x=mb.cast(x=x, dtype="fp32", name="t")),
+                                           dtype="fp16", name="back"))
+    result = place(prog)
+    assert result["t"].rule == "O17.cast_boundary"
+    assert result["back"].rule == "O17.cast_boundary"          # fp16 side is the output: boundary

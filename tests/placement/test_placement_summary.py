@@ -99,13 +99,14 @@ def test_island_gives_three_segments_two_transitions_one_island():
 def test_relative_cost_matches_the_hand_derivation():
     summary = summarize(island_program(), predict(island_program(), options=OPTS))
     # dispatch: two ANE segments × 100 µs (the CPU floor is 0); switches: 2 × 200 µs.
-    # compute: ANE ops stay under their floor (0); CPU ops are bandwidth bound at 100 GB/s:
-    #   cast 2·ACT + 4·ACT bytes = 1.96608 µs each, fp32 relu 8·ACT bytes = 2.62144 µs each.
+    # compute, every op bandwidth bound:
+    #   ANE linear: x 2·ACT + weight 2·D·D + bias 2·D + out 2·ACT = 262656 B at 50 GB/s = 5.25312 µs
+    #   CPU cast: 2·ACT + 4·ACT bytes = 1.96608 µs; fp32 relu: 8·ACT bytes = 2.62144 µs (100 GB/s)
     # copy: two fp16 crossings of 2·ACT bytes, both fp16↔fp32 (κ = 1), at 10 GB/s.
     assert summary.cost_breakdown == pytest.approx(
-        {"dispatch": 200.0, "switch": 400.0, "compute": 2 * 1.96608 + 2 * 2.62144,
-         "copy": 2 * 6.5536})
-    assert summary.relative_cost == pytest.approx(622.28224)
+        {"dispatch": 200.0, "switch": 400.0,
+         "compute": 2 * 5.25312 + 2 * 1.96608 + 2 * 2.62144, "copy": 2 * 6.5536})
+    assert summary.relative_cost == pytest.approx(632.78848)
 
 
 def test_cost_model_constants_are_overridable():

@@ -1,13 +1,18 @@
 """A relative cost model for a placed program. RELATIVE ONLY: it ranks variants, it is not a latency.
 
-Structure (research notes A.4 step 4, the ANEForge form): one dispatch floor per segment,
-plus each op's work above that floor, plus a price per device switch and per byte copied
-across a boundary::
+Structure (research notes A.4 step 4): one dispatch floor per segment, plus the work of its
+ops, plus a price per device switch and per byte copied across a boundary::
 
-    T = Σ_seg [ floor(dev) + Σ_op max(0, t_op − floor(dev)) ]
+    T = Σ_seg [ floor(dev) + Σ_op t_op ]
       + Σ_boundary switch(a, b)
       + Σ_crossing bytes · κ / copy_bandwidth
-    t_op = max(FLOPs / peak_flops(dev), bytes / bandwidth(dev))
+    t_op = max(FLOPs / peak_flops(dev), bytes / bandwidth(dev))      (a roofline per op)
+
+The notes write the segment term in ANEForge's form, ``floor + Σ_op max(0, t_op − floor)``.
+Subtracting a 100 µs floor from every op makes all ops of a transformer layer free, so an
+fp32 layer on the GPU would cost exactly what the fp16 layer costs on the Neural Engine; we
+charge each op's whole roofline time instead, which keeps the ranking the seed measurement
+shows (fp16 < fp16 with islands < fp32).
 
 κ is ``kappa_cross_precision`` when the producer and the consumer of a crossing value differ
 in precision (one fp32-typed, the other not: the copy converts fp16↔fp32, P5a), else
@@ -103,7 +108,7 @@ def relative_cost(segments: list[SegmentWork], crossings: list[Crossing],
     for seg in segments:
         floor = model.dispatch_floor[seg.device]
         dispatch += floor
-        compute += sum(max(0.0, model.op_time(seg.device, f, b) - floor) for f, b in seg.ops)
+        compute += sum(model.op_time(seg.device, f, b) for f, b in seg.ops)
     switch = sum(model.switch(a.device, b.device) for a, b in zip(segments, segments[1:]))
     copy = sum(model.copy_time(c.nbytes, c.cross_precision) for c in crossings)
     parts = {"dispatch": dispatch, "compute": compute, "switch": switch, "copy": copy}

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from milguard.mil import dtype_name
+
 from .facts import OpFacts, is_unplaced
 from .target import Target
 
@@ -126,12 +128,14 @@ def _precision_cast(f: OpFacts, t: Target) -> bool:
 
 
 def _io_cast(f: OpFacts, t: Target) -> bool:
-    """An fp16<->fp32 cast that reads a function input or writes a block output."""
+    """An fp16<->fp32 cast whose fp32 side is a function input or a block output."""
     if not _precision_cast(f, t):
         return False
-    reads_input = f.op.inputs["x"].op is None
+    x = f.op.inputs["x"]
+    if dtype_name(x) == "fp32":
+        return x.op is None
     block_outputs = {id(v) for v in f.op.enclosing_block.outputs}
-    return reads_input or any(id(v) in block_outputs for v in f.op.outputs)
+    return any(id(v) in block_outputs for v in f.op.outputs)
 
 
 def _static_dims(shape: tuple) -> list[int] | None:
@@ -218,8 +222,8 @@ RULES: tuple[Rule, ...] = (
          lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin),
     Rule("A3.reflect_pad_chip", "reflect and symmetric pad are walled on A13-class Neural Engines",
          "off_ane", "M", "ANEForge catalogue", _reflect_pad),
-    Rule("O17.io_cast", "an fp16<->fp32 cast of a model input or output runs with the fp16 work "
-         "next to it", "ane", "M", "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural "
+    Rule("O17.io_cast", "an fp16<->fp32 cast whose fp32 side is a model input or output runs with "
+         "the fp16 work next to it", "ane", "M", "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural "
          "Engine), #436 (4x4: all on the CPU, size floor)", _io_cast),
     Rule("O17.cast_boundary", "an fp16<->fp32 cast inside the program marks a precision boundary and "
          "runs with its fp32 side", "off_ane", "M", "pytorch/executorch#19252 (casts on the CPU); "
