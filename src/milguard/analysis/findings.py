@@ -175,6 +175,10 @@ def _static_values(c: _Collector, op: Any, var: Any, wanted: Interval, typed: In
               f"{op.op_type} may produce NaN{why}")
         return
     if not fp16 or wanted.maxabs <= FP16_MAX:
+        if bad_in and (typed.has_inf or typed.may_nan):
+            src = bad_in[0][1]
+            c.add(op, var.name, "nonfinite", "info", wanted.maxabs, FP16_MAX,
+                  f"receives ±inf/NaN from {src.op.name if src.op is not None else src.name}")
         return
     if bad_in:
         src = bad_in[0][1]

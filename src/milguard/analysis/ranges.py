@@ -47,6 +47,7 @@ DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 OP_SLACK_REL = 2.0 ** -20
 OP_SLACK_ABS = 1e-40
 UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11}
+FLOAT_MAX = {"fp16": 65504.0, "fp32": float(np.finfo(np.float32).max)}
 
 
 @dataclass
@@ -178,8 +179,24 @@ def _visit(op: Any, ctx: Context, rm: RangeMap) -> None:
     for var, iv in zip(outs, results):
         if var.name in rm.typed:
             continue
-        want = iv if exact else iv.widen(OP_SLACK_REL, OP_SLACK_ABS)
+        want = iv if exact else _slack(iv, dtype_name(var))
         _store(rm, var, want, want.round_to(dtype_name(var)), op.name)
+
+
+def _slack(iv: Interval, dtype: str | None) -> Interval:
+    """Widen by the rounding of one op. A single rounding never flips a sign (a bound at 0 stays
+    there: x² stays >= 0) and never rounds a value within the dtype's range to inf (a bound at
+    or inside ±max stays inside)."""
+    out = iv.widen(OP_SLACK_REL, OP_SLACK_ABS)
+    if out.is_empty:
+        return out
+    lo = 0.0 if iv.lo >= 0 > out.lo else out.lo
+    hi = 0.0 if iv.hi <= 0 < out.hi else out.hi
+    big = FLOAT_MAX.get(dtype or "")
+    if big is not None:
+        lo = -big if iv.lo >= -big > lo else lo
+        hi = big if iv.hi <= big < hi else hi
+    return Interval(lo, hi, out.may_nan)
 
 
 def _store(rm: RangeMap, var: Any, wanted: Interval, typed: Interval, producer: str) -> None:

@@ -66,9 +66,17 @@ def _scalar(op, ctx, name: str, default: float) -> float:
     return float(np.asarray(v).reshape(-1)[0])
 
 
-def _acc(result: Interval, n: float, abs_sum: float, u: float) -> Interval:
-    """Widen a sum of n terms by its worst-case accumulation error (n-1)·u·Σ|terms|."""
-    if n <= 1 or not math.isfinite(abs_sum):
+def _acc(result: Interval, n: float, abs_sum: float, u: float, terms: Interval | None = None) -> Interval:
+    """Widen a sum of n terms by its worst-case accumulation error (n-1)·u·Σ|terms|.
+
+    Terms of one sign cannot cancel: the error is then relative to the sum itself, which keeps
+    a sum of squares non-negative.
+    """
+    if n <= 1:
+        return result
+    if terms is not None and not terms.is_empty and (terms.lo >= 0 or terms.hi <= 0):
+        return result.widen((n - 1) * u)
+    if not math.isfinite(abs_sum):
         return result
     return result.widen(0.0, (n - 1) * u * abs_sum)
 
@@ -517,7 +525,7 @@ def _reduce_sum(op, ctx):
     x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
     if n == 0:
         return Interval.point(0.0)
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op))
+    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_mean")
@@ -529,7 +537,7 @@ def _reduce_mean(op, ctx):
         return x.with_nan(x.lo == -INF and x.hi == INF)
     # the executor sums, then divides: the fp32 sum may overflow even when the mean would fit
     big = float(np.finfo(np.float32).max)
-    out = _acc(x, n, x.maxabs, ctx.u(op))
+    out = _acc(x, n, x.maxabs, ctx.u(op), x)
     if n * x.hi > big:
         out = out.hull(Interval.point(INF))
     if n * x.lo < -big:
@@ -556,25 +564,25 @@ def _reduce_prod(op, ctx):
 @transfer("reduce_sum_square")
 def _reduce_sum_square(op, ctx):
     x, n = ctx.r(op.x).square(), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op))
+    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_l1_norm")
 def _reduce_l1(op, ctx):
     x, n = ctx.r(op.x).abs(), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op))
+    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_l2_norm")
 def _reduce_l2(op, ctx):
     x, n = ctx.r(op.x).square(), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op)).monotone(math.sqrt, True, (0.0, INF))
+    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x).monotone(math.sqrt, True, (0.0, INF))
 
 
 @transfer("reduce_log_sum")
 def _reduce_log_sum(op, ctx):
     x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
-    s = _acc(x.scale(n), n, n * x.maxabs, ctx.u(op))
+    s = _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
     return s.monotone(lambda v: math.log(v) if v > 0 else -INF, True, (0.0, INF))
 
 
