@@ -169,6 +169,9 @@ def evaluate(entry: Any, policy: str, ct_kwargs: dict[str, Any], inputs: tuple, 
         row["first_nonfinite"] = executor.first_nonfinite(mlmodel, trace)
     row["snr_db"] = snr_db(ref, out)
     row["accurate"] = bool(row["nonfinite"] == 0 and row["snr_db"] >= ACCURATE_DB)
+    # the pessimistic hardware assumption: fp16 ops also accumulate their sums in fp16
+    out16 = executor.run(mlmodel, feeds, accumulate="fp16")[entry.output_names[0]].astype(np.float64)
+    row["snr_db_fp16_accumulate"] = snr_db(ref, out16)
     return row
 
 
@@ -252,16 +255,19 @@ def markdown(result: dict) -> str:
     lines += ["", "## Cost of each policy", "",
               "fp16 FLOPs: share of FLOPs in fp16 ops. Segments / transitions / cost: expected placement on an "
               "M1 with compute units ALL (`milguard.placement`; the cost is relative only).", "",
-              "| model | policy | max abs err | inf/NaN | fp16 FLOPs | fp32 ops | casts | segments | transitions | rel. cost |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "SNR (acc16): the same output with fp16 ops accumulating in fp16 (the executor's pessimistic mode).", "",
+              "| model | policy | max abs err | inf/NaN | SNR (acc16) | fp16 FLOPs | fp32 ops | casts | segments "
+              "| transitions | rel. cost |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in result["models"]:
         for p in names:
             r = m["policies"][p]
             if "error" in r:
-                lines.append(f"| {m['model']} | {p} | {r['error'][:80]} |||||||| ")
+                lines.append(f"| {m['model']} | {p} | {r['error'][:80]} ||||||||| ")
                 continue
             lines.append(
-                f"| {m['model']} | {p} | {r['max_abs_err']:.3g} | {r['nonfinite']} | {r['flops_fp16_share']:.2%} | "
+                f"| {m['model']} | {p} | {r['max_abs_err']:.3g} | {r['nonfinite']} | "
+                f"{_db(r.get('snr_db_fp16_accumulate'))} | {r['flops_fp16_share']:.2%} | "
                 f"{r['fp32_ops']} | {r['casts']} | {r.get('segments', '–')} | {r.get('transitions', '–')} | "
                 f"{_fmt(r.get('relative_cost'))} |")
     v = result["verdicts"]
@@ -275,12 +281,35 @@ def markdown(result: dict) -> str:
                      f"{_yn(r['milguard_within_floor'])} | {_fmt_pct(r['milguard_fp16_flops'])} | "
                      f"{_yn(r['float32_reference_ok'])} | {_yn(r['claim_holds'])} |")
     lines += ["", f"Claim holds on every model: **{_yn(v['claim_holds_everywhere'])}**."]
+    if any(m["model"] == "minilm" for m in result["models"]):
+        lines += minilm_ranges_markdown()
     lines += ["", "## Planted magnitudes and sources", ""]
     for m in result["models"]:
         s = m["scenario"]
         lines.append(f"- **{m['model']}** ({s['key']}, max |x| {s['magnitude']:.4g} at `{s['where'] or 'input'}`, "
                      f"certainty {s['certainty']}): {s['source']}")
     return "\n".join(lines) + "\n"
+
+
+def minilm_ranges_markdown() -> list[str]:
+    """The committed real-activation measurement of MiniLM, against the fp16 square limit."""
+    from milguard.zoo import FP16_SQUARE_LIMIT, minilm
+
+    data = minilm.measured_ranges()
+    lines = ["", "## MiniLM: real activation ranges (trained weights, fp32)", "",
+             f"max |x| over {len(data['sentences'])} sentences at every LayerNorm input; x^2 overflows fp16 "
+             f"above {FP16_SQUARE_LIMIT:.1f}.", "", "| norm input | max abs | of the fp16 square limit |",
+             "|---|---:|---:|"]
+    for key, value in sorted(data["max_abs"].items()):
+        if key.startswith("norm_input:"):
+            lines.append(f"| {key.split(':', 1)[1]} | {value:.2f} | {value / FP16_SQUARE_LIMIT:.0%} |")
+    return lines
+
+
+def _db(v: Any) -> str:
+    if v is None:
+        return "–"
+    return "inf/NaN" if v == -math.inf else ("exact" if v == math.inf else f"{v:.1f}")
 
 
 def policies_order() -> tuple[str, ...]:
