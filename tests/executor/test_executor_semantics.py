@@ -233,3 +233,18 @@ def test_mlmodel_loaded_and_package_inputs_run_the_same(program_of, tmp_path):
     np.testing.assert_allclose(first.astype(F32), np.exp(3 * x) / np.exp(3 * x).sum(-1, keepdims=True), atol=2e-3)
     for r in results[1:]:
         np.testing.assert_array_equal(list(r.values())[0], first)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 70), (70, 5)), ((4, 40), (2, 40, 3)), ((2, 1, 3, 33), (4, 33, 2))])
+def test_fp16_accumulation_in_batched_matmul_broadcasts_like_matmul(program_of, shapes):
+    rng = np.random.default_rng(8)
+    a, b = (rng.normal(size=s).astype(F16) for s in shapes)
+    prog = program_of(lambda x, y: mb.matmul(x=x, y=y), [a, b])
+    got = list(run(prog, {"x0": a, "x1": b}, accumulate="fp16").values())[0]
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-2, atol=2e-2)
+    a2, b2 = np.broadcast_arrays(a[..., :, None, :], np.swapaxes(b, -1, -2)[..., None, :, :])
+    flat_a, flat_b = a2.reshape(-1, a.shape[-1]).astype(np.float64), b2.reshape(-1, a.shape[-1]).astype(np.float64)
+    ref = np.array([_blocked_reference(x * y) for x, y in zip(flat_a, flat_b)]).reshape(got.shape)
+    np.testing.assert_array_equal(got, ref)

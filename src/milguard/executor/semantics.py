@@ -96,25 +96,41 @@ class Fp16Accumulator(Fp32Accumulator):
         axes = _normalize_axes(axes, x.ndim)
         kept = [d for d in range(x.ndim) if d not in axes]
         moved = np.transpose(x, kept + list(axes)).reshape([x.shape[d] for d in kept] + [-1])
-        total = self._blocked(lambda lo, hi: np.sum(moved[..., lo:hi], axis=-1), moved.shape[-1])
+        k = moved.shape[-1]
+        nb = -(-k // self.block)
+        padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(0, nb * self.block - k)])
+        partials = half(np.sum(padded.reshape(moved.shape[:-1] + (nb, self.block)), axis=-1))
+        total = self._running_sum(np.moveaxis(partials, -1, 0))
         if keepdims:
             total = total.reshape([1 if d in axes else x.shape[d] for d in range(x.ndim)])
         return total
 
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a, b = blasable(wide(a).astype(F32)), blasable(wide(b).astype(F32))
+        a, b = wide(a).astype(F32), wide(b).astype(F32)
         if a.ndim == 1 or b.ndim == 1:      # vectors: promote to matrices, then drop the added axes
             out = self.matmul(a[None, :] if a.ndim == 1 else a, b[:, None] if b.ndim == 1 else b)
             out = out[..., 0] if b.ndim == 1 else out
             return out[..., 0, :] if a.ndim == 1 and b.ndim > 1 else (out[..., 0] if a.ndim == 1 else out)
         k = a.shape[-1]
-        return self._blocked(lambda lo, hi: np.matmul(a[..., lo:hi], b[..., lo:hi, :]), k)
+        nb = -(-k // self.block)
+        pad = nb * self.block - k
+        a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, pad)])
+        b = np.pad(b, [(0, 0)] * (b.ndim - 2) + [(0, pad), (0, 0)])
+        # block partials of every output at once: (nb, ..., M, N), each rounded to fp16
+        a_blocks = np.moveaxis(a.reshape(a.shape[:-1] + (nb, self.block)), -2, 0)              # nb, ..., M, B
+        b_blocks = b.reshape(b.shape[:-2] + (nb, self.block, b.shape[-1]))
+        b_blocks = np.moveaxis(b_blocks, -3, 0)                                                 # nb, ..., B, N
+        rank = max(a_blocks.ndim, b_blocks.ndim)            # keep the block axis aligned when batch ranks differ
+        a_blocks = a_blocks.reshape((nb,) + (1,) * (rank - a_blocks.ndim) + a_blocks.shape[1:])
+        b_blocks = b_blocks.reshape((nb,) + (1,) * (rank - b_blocks.ndim) + b_blocks.shape[1:])
+        return self._running_sum(half(np.matmul(a_blocks, b_blocks)))
 
-    def _blocked(self, partial, k: int) -> np.ndarray:
-        total = None
-        for lo in range(0, max(k, 1), self.block):
-            p = half(partial(lo, min(lo + self.block, k)))
-            total = p if total is None else half(total + p)
+    @staticmethod
+    def _running_sum(partials: np.ndarray) -> np.ndarray:
+        """partials[0] + partials[1] + ... in order, rounding to fp16 after every addition."""
+        total = partials[0]
+        for p in partials[1:]:
+            total = half(total + p)
         return total
 
 

@@ -1,0 +1,162 @@
+"""Reference-executor speed on a converted transformer, against torch eager fp32 on CPU.
+
+Model: ``nn.TransformerEncoder`` with 4 layers, d_model 256, 4 heads, feed-forward 1024, GELU,
+batch 1, sequence length 128. It is traced with torch's fused attention fast path switched off
+(coremltools has no converter for ``_transformer_encoder_layer_fwd``) and converted twice with
+``ct.convert`` (iOS17): ``compute_precision=FLOAT32`` and the default FLOAT16.
+
+Timed, in interleaved rounds so that load from other processes hits every configuration alike:
+
+* ``torch``: ``model(x)`` under ``torch.no_grad()`` (torch's default eager inference, fast path on);
+* ``fp32`` / ``fp16``: ``milguard.executor.prepare(program)(inputs)`` on the two programs;
+* ``fp16 / accumulate=fp16``: the fp16 program with blocked fp16 accumulation;
+* ``run() one-shot``: ``milguard.executor.run(program, inputs)`` (prepares on every call).
+
+Reported: median and minimum seconds per configuration, the ratio executor / torch (of medians and
+of minimums) and the maximum relative error against torch. Target: ratio within 3x.
+
+Run: ``python benchmarks/bench_executor.py [--rounds N]``; writes results/executor.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAME = "executor"
+LAYERS, WIDTH, HEADS, FFN, SEQ = 4, 256, 4, 1024, 128
+TARGET_RATIO = 3.0
+
+
+def build_models() -> tuple[Any, Any, dict[str, Any]]:
+    """(torch module, example input, {"fp32": Program, "fp16": Program})."""
+    import coremltools as ct
+    import torch
+    from torch import nn
+
+    from milguard.mil import load
+
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(WIDTH, HEADS, FFN, dropout=0.0, batch_first=True, activation="gelu")
+    model = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False).eval()
+    x = torch.randn(1, SEQ, WIDTH)
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(model, (x,))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    programs = {}
+    for key, precision in (("fp32", ct.precision.FLOAT32), ("fp16", ct.precision.FLOAT16)):
+        mlmodel = ct.convert(traced, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                             inputs=[ct.TensorType(name="x", shape=tuple(x.shape))], compute_precision=precision,
+                             skip_model_load=True)
+        programs[key] = load(mlmodel).program
+    return model, x, programs
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    import torch
+
+    from milguard.executor import prepare, run
+
+    model, x, programs = build_models()
+    feeds = {"x": x.numpy()}
+    with torch.no_grad():
+        reference = model(x).numpy()
+    runners: dict[str, Callable[[], Any]] = {}
+    for key, accumulate in (("fp32", "fp32"), ("fp16", "fp32"), ("fp16 / accumulate=fp16", "fp16")):
+        ex = prepare(programs[key.split()[0]], accumulate=accumulate)
+        runners[key] = lambda ex=ex: ex(feeds)
+    runners["run() one-shot, fp32"] = lambda: run(programs["fp32"], feeds)
+
+    def torch_eager():
+        with torch.no_grad():
+            model(x)
+
+    configs = {"torch": torch_eager, **runners}
+    errors = {}
+    for key, fn in runners.items():
+        out = np.asarray(list(fn().values())[0], dtype=np.float64)
+        errors[key] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
+    for fn in configs.values():                 # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        for key, fn in configs.items():
+            times[key].append(_timed(fn))
+    load_after = os.getloadavg()
+    rows = []
+    base_med, base_min = float(np.median(times["torch"])), float(np.min(times["torch"]))
+    for key, ts in times.items():
+        med, mn = float(np.median(ts)), float(np.min(ts))
+        rows.append({"config": key, "median_s": med, "min_s": mn,
+                     "ratio_median": med / base_med, "ratio_min": mn / base_min,
+                     "max_rel_error_vs_torch": errors.get(key)})
+    ops = {k: sum(1 for op in p.functions["main"].operations if op.op_type != "const") for k, p in programs.items()}
+    return {
+        "benchmark": NAME,
+        "model": f"nn.TransformerEncoder: {LAYERS} layers, d_model {WIDTH}, {HEADS} heads, ffn {FFN}, GELU, "
+                 f"batch 1, seq {SEQ}",
+        "non_const_ops": ops,
+        "rounds": rounds,
+        "target_ratio": TARGET_RATIO,
+        "rows": rows,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "load_average_before": [round(v, 2) for v in load_before],
+                    "load_average_after": [round(v, 2) for v in load_after]},
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "# Reference executor vs torch eager (CPU)",
+        "",
+        f"{result['model']}; non-const ops: fp32 program {result['non_const_ops']['fp32']}, "
+        f"fp16 program {result['non_const_ops']['fp16']}. {result['rounds']} interleaved rounds; "
+        f"target ratio <= {result['target_ratio']:g}.",
+        "",
+        "| configuration | median ms | min ms | ratio (median) | ratio (min) | max rel. error vs torch |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        err = "—" if r["max_rel_error_vs_torch"] is None else f"{r['max_rel_error_vs_torch']:.2e}"
+        lines.append(f"| {r['config']} | {r['median_s'] * 1e3:.1f} | {r['min_s'] * 1e3:.1f} | "
+                     f"{r['ratio_median']:.2f} | {r['ratio_min']:.2f} | {err} |")
+    m = result["machine"]
+    lines += ["", f"Machine: {m['platform']}, {m['cpus']} CPUs (shared), Python {m['python']}, numpy {m['numpy']}, "
+                  f"torch {m['torch']} ({m['torch_threads']} threads); load average before/after "
+                  f"{m['load_average_before'][0]} / {m['load_average_after'][0]}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    result = measure(args.rounds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{NAME}.md").write_text(markdown(result))
+    logging.getLogger("milguard").info("wrote %s", RESULTS / f"{NAME}.md")
+
+
+if __name__ == "__main__":
+    main()
