@@ -106,7 +106,8 @@ def test_traces_and_converts_float32(name):
     from milguard.mil import dtype_name, iter_ops, load
 
     entry = MODELS[name]
-    mlmodel = convert(entry, compute_precision=ct.precision.FLOAT32)
+    mlmodel = convert(name, compute_precision=ct.precision.FLOAT32)
+    assert mlmodel.get_spec().specificationVersion == 8          # iOS17 by default
     prog = load(mlmodel).program
     fn = prog.functions["main"]
     ops = list(iter_ops(fn))
