@@ -341,3 +341,11 @@ def test_cast_of_an_fp16_input_into_an_fp32_island_is_a_boundary_not_io():
     result = place(prog)
     assert result["t"].rule == "O17.cast_boundary"
     assert result["back"].rule == "O17.cast_boundary"          # fp16 side is the output: boundary
+
+
+def test_docs_render_the_current_rules_table():
+    from pathlib import Path
+
+    from milguard.placement.rules import rules_table_markdown
+    docs = Path(__file__).resolve().parents[2] / "docs" / "placement.md"
+    assert rules_table_markdown() in docs.read_text(encoding="utf-8")

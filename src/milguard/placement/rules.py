@@ -246,17 +246,17 @@ RULES: tuple[Rule, ...] = (
          lambda f, t: True),
 )
 
-# Rules applied by ``predict`` after the table, on whole functions and runs of ops.
+# Rules applied by ``predict`` after the table, on whole functions and runs of ops, in this order.
 REGION_RULES: tuple[Rule, ...] = (
+    Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
+         "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
+         "off_ane", "M", "hollance/neural-engine unsupported-layers.md; research notes A.4 step 1",
+         lambda f, t: False),
     Rule("S1.size_floor", "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs "
          "on the CPU: small models are CPU-placed even when every op is eligible", "cpu", "M",
          "vx-lang/Vx#435, #436 (single fp16 matmul: CPU at 384^3, 1.1e8 FLOPs; ANE at 512^3, "
          "2.7e8); ask-meridian.uk (2 layers x 128 wide: 0% ANE; 6 x 384: 100%); "
          "aosama/astronomical#540", lambda f, t: False),
-    Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
-         "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
-         "off_ane", "M", "hollance/neural-engine unsupported-layers.md; research notes A.4 step 1",
-         lambda f, t: False),
     Rule("P4.small_segment", "an ANE segment with less work than the floor (4e6 FLOPs) moves to its "
          "neighbour's device", "cpu", "L", "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; "
          "ask-meridian.uk", lambda f, t: False),
@@ -268,3 +268,12 @@ RULES_BY_ID: dict[str, Rule] = {r.id: r for r in (*RULES, *REGION_RULES)}
 def first_rule(facts: OpFacts, target: Target) -> Rule:
     """The first rule of ``RULES`` whose predicate holds (``A3.unlisted`` always does)."""
     return next(r for r in RULES if r.applies(facts, target))
+
+
+def rules_table_markdown() -> str:
+    """The rules, in evaluation order, as a markdown table (rendered in docs/placement.md)."""
+    rows = ["| # | rule | verdict | cert. | description | source |", "|---|---|---|---|---|---|"]
+    for i, rule in enumerate((*RULES, *REGION_RULES), start=1):
+        cells = (str(i), f"`{rule.id}`", rule.verdict, rule.certainty, rule.description, rule.source)
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
