@@ -1,6 +1,6 @@
 """Soundness of static range propagation against the reference executor, on random programs.
 
-Hypothesis draws a small fp32 DAG (elementwise, reductions, matmul/linear, softmax, layer_norm)
+Hypothesis draws a small fp32 (and fp16) DAG (elementwise, reductions, matmul/linear, softmax, layer_norm)
 over a (4, 4) input, an input range, and inputs inside that range; every var the executor
 computes must lie inside its propagated interval (NaN only where the interval admits NaN).
 """
@@ -31,15 +31,19 @@ def _floats(lo=-4.0, hi=4.0):
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=32)
 
 
-def _const(data, shape):
+DT = {"fp32": (np.float32, types.fp32), "fp16": (np.float16, types.fp16)}
+
+
+def _const(data, shape, dt=np.float32):
     return np.asarray(data.draw(st.lists(_floats(), min_size=int(np.prod(shape)),
-                                         max_size=int(np.prod(shape)))), np.float32).reshape(shape)
+                                         max_size=int(np.prod(shape)))), np.float32).reshape(shape).astype(dt)
 
 
-def _build(data, steps: int) -> Program:
-    """A random fp32 program; every var is (N, N) or broadcastable to it."""
+def _build(data, steps: int, dtype: str = "fp32") -> Program:
+    """A random program typed ``dtype``; every var is (N, N) or broadcastable to it."""
+    npt, mlt = DT[dtype]
     prog = Program()
-    with Function({"x": mb.placeholder(shape=(N, N), dtype=types.fp32)}) as fn:
+    with Function({"x": mb.placeholder(shape=(N, N), dtype=mlt)}) as fn:
         full = [fn.inputs["x"]]
         pool = [fn.inputs["x"]]
         for i in range(steps):
@@ -52,28 +56,28 @@ def _build(data, steps: int) -> Program:
                 out = getattr(mb, kind)(x=a, name=name)
             elif kind in BINARY:
                 b = data.draw(st.sampled_from(pool + [None]))
-                b = _const(data, (1, N)) if b is None else b
+                b = _const(data, (1, N), npt) if b is None else b
                 out = getattr(mb, kind)(x=a, y=b, name=name)
             elif kind in REDUCE:
                 axis = data.draw(st.sampled_from([0, 1]))
                 out = getattr(mb, kind)(x=sq, axes=[axis], keep_dims=True, name=name)
             elif kind == "pow":
                 p = data.draw(st.sampled_from([2.0, 3.0, 0.5, -1.0, -0.5, 1.5]))
-                out = mb.pow(x=a, y=np.float32(p), name=name)
+                out = mb.pow(x=a, y=npt(p), name=name)
             elif kind == "clip":
                 lo = data.draw(_floats(-3, 0))
-                out = mb.clip(x=a, alpha=np.float32(lo), beta=np.float32(lo + 2.0), name=name)
+                out = mb.clip(x=a, alpha=npt(lo), beta=npt(lo + 2.0), name=name)
             elif kind == "softmax":
                 out = mb.softmax(x=sq, axis=data.draw(st.sampled_from([0, -1])), name=name)
             elif kind == "layer_norm":
-                out = mb.layer_norm(x=sq, axes=[-1], gamma=_const(data, (N,)), beta=_const(data, (N,)),
-                                    epsilon=np.float32(1e-5), name=name)
+                out = mb.layer_norm(x=sq, axes=[-1], gamma=_const(data, (N,), npt), beta=_const(data, (N,), npt),
+                                    epsilon=npt(1e-5), name=name)
             elif kind == "matmul_const":
-                out = mb.matmul(x=sq, y=_const(data, (N, N)), name=name)
+                out = mb.matmul(x=sq, y=_const(data, (N, N), npt), name=name)
             elif kind == "matmul_var":
                 out = mb.matmul(x=sq, y=data.draw(st.sampled_from(square)), transpose_y=True, name=name)
             elif kind == "linear":
-                out = mb.linear(x=sq, weight=_const(data, (N, N)), bias=_const(data, (N,)), name=name)
+                out = mb.linear(x=sq, weight=_const(data, (N, N), npt), bias=_const(data, (N,), npt), name=name)
             elif kind == "concat_slice":
                 cat = mb.concat(values=[sq, a if tuple(a.shape) == (N, N) else sq], axis=0, name=name + "_cat")
                 out = mb.slice_by_size(x=cat, begin=[N // 2, 0], size=[N, N], name=name)
@@ -87,18 +91,19 @@ def _build(data, steps: int) -> Program:
     return prog
 
 
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_every_executed_value_lies_in_its_interval(data):
+def test_every_executed_value_lies_in_its_interval(dtype, data):
     steps = data.draw(st.integers(1, 6))
-    prog = _build(data, steps)
+    prog = _build(data, steps, dtype)
     lo = data.draw(_floats(-8, 8))
     hi = lo + data.draw(_floats(0, 8))
     seed = data.draw(st.integers(0, 2**31 - 1))
     x = np.random.default_rng(seed).uniform(lo, hi, size=(N, N)).astype(np.float32)
     x.flat[0], x.flat[-1] = np.float32(lo), np.float32(hi)
-    x = np.clip(x, np.float32(lo), np.float32(hi))
-    ranges = propagate(prog, {"x": (float(np.float32(lo)), float(np.float32(hi)))})
+    x = np.clip(x, np.float32(lo), np.float32(hi)).astype(DT[dtype][0])
+    ranges = propagate(prog, {"x": (float(x.min()), float(x.max()))})
     with np.errstate(all="ignore"):
         trace = run(prog, {"x": x}, trace=True)
     checked = 0

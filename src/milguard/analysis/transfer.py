@@ -448,7 +448,10 @@ def _gelu(op, ctx):
     if x.is_empty:
         return x
     lo = 0.0 if x.lo >= 0 else max(x.lo, -0.1701)
-    return Interval(lo, max(x.hi, 0.0), x.may_nan or x.hi == INF and x.lo == -INF)
+    # the tanh form 0.5·x·(1 + tanh(·)) cancels for negative x: an absolute error of about
+    # |x|·ulp(1) until tanh rounds to -1 exactly (|x| > ~9 in fp32), so at most ~64·2^-20
+    pad = 2.0 ** -20 * min(x.maxabs, 64.0)
+    return Interval(lo - pad, max(x.hi, 0.0) + pad, x.may_nan or x.lo == -INF)   # -inf·0 = NaN
 
 
 @transfer("silu")
@@ -458,7 +461,7 @@ def _silu(op, ctx):
     if x.is_empty:
         return x
     lo = 0.0 if x.lo >= 0 else max(x.lo, -0.2785)
-    return Interval(lo, max(x.hi, 0.0), x.may_nan)
+    return Interval(lo, max(x.hi, 0.0), x.may_nan or x.lo == -INF)      # -inf·0 = NaN
 
 
 @transfer("clip")
@@ -561,9 +564,15 @@ def _reduce_prod(op, ctx):
     return Interval(-m.hi, m.hi, m.may_nan).widen(n * ctx.u(op))
 
 
+def _squares(x: Interval) -> Interval:
+    """x² as a composite op computes it: a tiny square may underflow to 0 before it is summed."""
+    sq = x.square()
+    return Interval(0.0, sq.hi, sq.may_nan) if not sq.is_empty and sq.lo < 1e-30 else sq
+
+
 @transfer("reduce_sum_square")
 def _reduce_sum_square(op, ctx):
-    x, n = ctx.r(op.x).square(), ctx.count(op.x, _axes(op, ctx))
+    x, n = _squares(ctx.r(op.x)), ctx.count(op.x, _axes(op, ctx))
     return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
@@ -575,7 +584,7 @@ def _reduce_l1(op, ctx):
 
 @transfer("reduce_l2_norm")
 def _reduce_l2(op, ctx):
-    x, n = ctx.r(op.x).square(), ctx.count(op.x, _axes(op, ctx))
+    x, n = _squares(ctx.r(op.x)), ctx.count(op.x, _axes(op, ctx))
     return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x).monotone(math.sqrt, True, (0.0, INF))
 
 
@@ -722,7 +731,7 @@ def _l2_pool(op, ctx):
     """sqrt(Σ x²) over a window of prod(kernel_sizes) elements."""
     x = ctx.r(op.x)
     n = float(np.prod(np.asarray(_pv(op, ctx, "kernel_sizes", [1]))))
-    sq = x.square()
+    sq = _squares(x)
     return _acc(Interval(0.0, sq.hi).scale(n), n, n * sq.maxabs, ctx.u(op)).monotone(
         math.sqrt, True, (0.0, INF))
 
