@@ -39,7 +39,8 @@ def load(model: Any) -> Loaded:
     if isinstance(model, Program):
         return Loaded(program=model)
     if isinstance(model, ct.models.MLModel):
-        return _from_mlmodel(model, None)
+        # fresh from ct.convert, the model still holds its program, with the torch scopes
+        return _from_mlmodel(model, None, getattr(model, "_mil_program", None))
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.exists():
@@ -56,7 +57,7 @@ def load(model: Any) -> Loaded:
     raise ModelError(f"cannot load a {type(model).__name__}: expected a Program, an MLModel or a path")
 
 
-def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None) -> Loaded:
+def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Program | None = None) -> Loaded:
     where = str(path) if path else "model"
     try:
         spec = mlmodel.get_spec()
@@ -65,6 +66,9 @@ def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None) -> Loaded:
     kind = spec.WhichOneof("Type")
     if kind != "mlProgram":
         raise ModelError(f"{where}: a '{kind}' model, not an ML program; milguard reads ML programs only")
+    meta = dict(spec.description.metadata.userDefined)
+    if program is not None:
+        return Loaded(program=program, spec=spec, path=path, metadata=meta)
     weights_dir = mlmodel.weights_dir or ""
     if _needs_weights(spec) and not (weights_dir and Path(weights_dir).is_dir()):
         raise ModelError(f"{where}: the package has no weights folder but the program references weight files")
@@ -73,7 +77,6 @@ def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None) -> Loaded:
                                  file_weights_dir=weights_dir)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{where}: corrupt ML program ({_one_line(exc)})") from None
-    meta = dict(spec.description.metadata.userDefined)
     return Loaded(program=program, spec=spec, path=path, metadata=meta)
 
 
