@@ -173,6 +173,8 @@ CASES = [
     Case("O17.cast_boundary", lambda: casts(True), lambda: casts(False), device="cpu"),
     Case("D1.fp32", lambda: relu(dtype=types.fp32), relu, device="cpu"),
     Case("R1.dims", lambda: relu((1, 4, 20000)), lambda: relu((1, 4, 20000)), M3, M4, "cpu"),
+    Case("R2.transpose_extent", lambda: unary("transpose", shape=(1, 20000, 2, 8), perm=[1, 0, 2, 3]),
+         lambda: unary("transpose", shape=(1, 20000, 2, 8), perm=[1, 0, 2, 3]), M3, M4, "cpu"),
     Case("O14.conv_kernel", lambda: conv(15), lambda: conv(13), device="cpu"),
     Case("O15.sdpa_small", lambda: sdpa(512, heads=8), lambda: sdpa(2048), device="cpu"),
     Case("S1.size_floor", lambda: linear(384, 384), lambda: linear(512, 512),    # Vx#435/436

@@ -1,6 +1,6 @@
 """A relative cost model for a placed program. RELATIVE ONLY: it ranks variants, it is not a latency.
 
-Structure (research notes A.4 step 4): one dispatch floor per segment, plus the work of its
+Structure (after ANEForge's _cost.py): one dispatch floor per segment, plus the work of its
 ops, plus a price per device switch and per byte copied across a boundary::
 
     T = Σ_seg [ floor(dev) + Σ_op t_op ]
@@ -8,7 +8,7 @@ ops, plus a price per device switch and per byte copied across a boundary::
       + Σ_crossing bytes · κ / copy_bandwidth
     t_op = max(FLOPs / peak_flops(dev), bytes / bandwidth(dev))      (a roofline per op)
 
-The notes write the segment term in ANEForge's form, ``floor + Σ_op max(0, t_op − floor)``.
+ANEForge writes the segment term as ``floor + Σ_op max(0, t_op − floor)``.
 Subtracting a 100 µs floor from every op makes all ops of a transformer layer free, so an
 fp32 layer on the GPU would cost exactly what the fp16 layer costs on the Neural Engine; we
 charge each op's whole roofline time instead, which keeps the ranking the seed measurement
@@ -20,7 +20,7 @@ in precision (one fp32-typed, the other not: the copy converts fp16↔fp32, P5a)
 counted once per reading device.
 
 Every constant below is a default to be calibrated; override any with
-``dataclasses.replace(CostModel(), copy_bandwidth=20e9)``. Sources (notes A.4 table):
+``dataclasses.replace(CostModel(), copy_bandwidth=20e9)``. Sources:
 
 ==========================  =========  ===================================================
 constant                    default    source / range

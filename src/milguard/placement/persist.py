@@ -1,6 +1,6 @@
 """Persisting placement annotations in a saved ``.mlpackage`` and reading them back.
 
-Scopes and pass results are not serialized (coremltools research notes, section 5), so the
+Scopes and pass results are not serialized (the MIL proto keeps only op names), so the
 annotations travel in the model's user-defined metadata, under ``milguard.placement``, as
 JSON keyed by the final op names (after ``mil_backend::sanitize_name_strings``)::
 

@@ -8,8 +8,8 @@ Each rule gives a *verdict* for one op:
   (a run of such ops goes to the GPU under ``ALL`` when it is large, P2);
 * ``none``    — not placed at all (const ops: ``MLComputePlan`` reports no device, O19).
 
-Rule ids are the research notes' row numbers (D = data type, O = op type, R = rank and
-dimensions, S = shapes and size, P = partitioning, A3 = the proposed table) followed by a
+Rule ids number the published evidence by kind (D = data type, O = op type, R = rank and
+dimensions, S = shapes and size, P = partitioning, A3 = the eligibility table) followed by a
 short name. Certainty: H = Apple documentation or code, or agreeing measurements; M = one
 careful measurement or a reverse-engineered catalogue; L = an anecdote or NN-era behaviour.
 
@@ -19,7 +19,7 @@ gates, precision (fp32), hardware limits, and finally the eligible op list. The 
 (S1) and the partitioning rules (P2, P4) look at whole functions and runs of ops, so they are
 ``REGION_RULES`` applied by ``predict`` after the table; a small op inside a large Neural
 Engine region stays there (S1 says "in isolation"; RF-DETR's tiny ops stay on the ANE).
-(The matmul/linear contraction limit of A.3, K <= 16384 or 65536 on A16+, needs no rule of its
+(The matmul/linear contraction limit, K <= 16384 or 65536 on A16+, needs no rule of its
 own: K is the W or H extent of ``x``, so ``R1.dims`` already enforces it.)
 A static predictor gives eligibility, not ground truth ("eligibility is not placement").
 """
@@ -66,7 +66,7 @@ ANE_ELIGIBLE = frozenset({
     # reductions (O12)
     "reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "reduce_l1_norm", "reduce_l2_norm",
     "reduce_log_sum", "reduce_log_sum_exp", "reduce_sum_square", "reduce_argmax", "reduce_argmin",
-    # element-wise and activations (O13, A.3)
+    # element-wise and activations (O13)
     "add", "sub", "mul", "real_div", "floor_div", "maximum", "minimum", "pow", "square", "abs",
     "inverse", "rsqrt", "sqrt", "exp", "exp2", "log", "relu", "relu6", "leaky_relu", "gelu",
     "silu", "sigmoid", "sigmoid_hard", "tanh", "erf", "elu", "prelu", "softplus",
@@ -74,12 +74,12 @@ ANE_ELIGIBLE = frozenset({
     "thresholded_relu", "threshold", "clip", "sign", "round", "floor", "ceil", "atan", "sin", "cos",
     "equal", "not_equal", "greater", "greater_equal", "less", "less_equal", "select",
     "logical_not",
-    # layout (A.3, with static shapes and offsets)
+    # layout (with static shapes and offsets, O7)
     "reshape", "reshape_like", "transpose", "expand_dims", "squeeze", "concat", "split", "stack",
     "slice_by_size", "slice_by_index", "pad", "tile", "pixel_shuffle", "pixel_unshuffle",
     "depth_to_space", "space_to_depth", "space_to_batch", "batch_to_space", "flatten2d", "crop",
     "identity", "reverse", "cast",
-    # pooling (O14), quantized activations (D5), state (A.3), texture ops (O16, chip-gated)
+    # pooling (O14), quantized activations (D5), state (Anemll, iOS 18 stateful models), texture ops (O16, chip-gated)
     "avg_pool", "max_pool", "l2_pool", "quantize", "dequantize", "read_state", "write_state",
     "coreml_update_state", "slice_update", *TEXTURE,
     # gathers: only reached with PlacementOptions.gather_on_ane on A14+ (O3)
@@ -159,6 +159,12 @@ def _dims_exceeded(f: OpFacts, t: Target) -> bool:
     return False
 
 
+def _transpose_extent(f: OpFacts, t: Target) -> bool:
+    if f.op_type != "transpose":
+        return False
+    return any(d > t.chip.transpose_max for s in f.shapes for d in (_static_dims(s) or ()))
+
+
 def _conv_kernel(f: OpFacts, t: Target) -> bool:
     if f.op_type not in ("conv", "conv_transpose"):
         return False
@@ -234,12 +240,15 @@ RULES: tuple[Rule, ...] = (
     Rule("R1.dims", "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is "
          "rejected by the Neural Engine compiler", "off_ane", "H",
          "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md", _dims_exceeded),
+    Rule("R2.transpose_extent", "a transpose with an extent above 16384 (65536 on A16+) is rejected",
+         "off_ane", "H", "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)",
+         _transpose_extent),
     Rule("O14.conv_kernel", "conv with a kernel wider than 13 (fp16) or a non-constant weight",
          "off_ane", "M", "ane-guide ch.17; ANEForge catalogue", _conv_kernel),
     Rule("O15.sdpa_small", "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
          "cpu", "M", "vx-lang/Vx#437", _small_sdpa),
     Rule("A3.eligible", "an fp16 op of a Neural Engine op type within all limits", "ane", "M",
-         "placement research notes A.3 (ANEForge, apple/ml-ane-transformers, coremltools docs)",
+         "ANEForge _op_catalog.py; apple/ml-ane-transformers reference/*.py; coremltools docs-guides",
          _types(ANE_ELIGIBLE)),
     Rule("A3.unlisted", "an op type with no evidence of Neural Engine support (custom ops included)",
          "off_ane", "L", "apple/coremltools#1278; hollance unsupported-layers.md",
@@ -250,7 +259,7 @@ RULES: tuple[Rule, ...] = (
 REGION_RULES: tuple[Rule, ...] = (
     Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
          "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
-         "off_ane", "M", "hollance/neural-engine unsupported-layers.md; research notes A.4 step 1",
+         "off_ane", "M", "hollance/neural-engine unsupported-layers.md (ANE -> GPU once, ANE <-> CPU often)",
          lambda f, t: False),
     Rule("S1.size_floor", "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs "
          "on the CPU: small models are CPU-placed even when every op is eligible", "cpu", "M",

@@ -1,10 +1,11 @@
 """What a prediction is made for: compute units, the Neural Engine chip family, and tunable options.
 
-Chip families follow the ANEForge ladder cited in the placement research notes (A.3):
+Chip families follow the ANEForge ladder (sbryngelson/ANEForge, _op_catalog.py):
 ``M1`` = A13-class Neural Engine, ``M2`` = A14, ``M3`` = A15, ``M4`` = A16/A17 (M4, M5).
-Limits per family come from the notes: R1/R2 (dimension limits; 65536 spatial/contraction
+Limits per family (rule ids of ``rules.py``): R1/R2 (dimension limits; 65536 spatial/contraction
 extents on A16+), O8 (``sin``/``cos`` need A15+), O16 (texture ops need A14+), O12
-(``reduce_argmin`` walled on A14 and older), A.3 (reflect/symmetric ``pad`` walled on A13).
+(``reduce_argmin`` walled on A14 and older), A3.reflect_pad_chip (reflect/symmetric ``pad``
+walled on A13).
 """
 from __future__ import annotations
 
@@ -23,19 +24,18 @@ class Chip:
     ane_class: str
     spatial_max: int        # H, W (and D) extent limit, R1/R2
     channel_max: int        # N, C extent limit, R1
-    contraction_max: int    # K of matmul/linear, A.3
     transpose_max: int      # largest transposed extent, R2
     trig: bool              # sin/cos lowered natively (A15+), O8
     texture: bool           # resize/upsample/crop_resize/affine/resample native (A14+), O16
     argmin: bool            # reduce_argmin native (A15+), O12
-    reflect_pad: bool       # reflect/symmetric pad native (A14+), A.3
+    reflect_pad: bool       # reflect/symmetric pad native (A14+), ANEForge
 
 
 CHIPS: dict[str, Chip] = {
-    "M1": Chip("M1", "A13", 16384, 65536, 16384, 16384, False, False, False, False),
-    "M2": Chip("M2", "A14", 16384, 65536, 16384, 16384, False, True, False, True),
-    "M3": Chip("M3", "A15", 16384, 65536, 16384, 16384, True, True, True, True),
-    "M4": Chip("M4", "A16", 65536, 65536, 65536, 65536, True, True, True, True),
+    "M1": Chip("M1", "A13", 16384, 65536, 16384, False, False, False, False),
+    "M2": Chip("M2", "A14", 16384, 65536, 16384, False, True, False, True),
+    "M3": Chip("M3", "A15", 16384, 65536, 16384, True, True, True, True),
+    "M4": Chip("M4", "A16", 65536, 65536, 65536, True, True, True, True),
 }
 _ALIASES = {"A13": "M1", "A14": "M2", "A15": "M3", "A16": "M4", "A17": "M4", "A17PRO": "M4",
             "M5": "M4"}
@@ -43,7 +43,7 @@ _ALIASES = {"A13": "M1", "A14": "M2", "A15": "M3", "A16": "M4", "A17": "M4", "A1
 
 @dataclass(frozen=True)
 class PlacementOptions:
-    """Thresholds of the predictor. Defaults are the research notes' values (rule id in brackets).
+    """Thresholds of the predictor. Defaults come from the sources of the rule in brackets.
 
     size_floor_flops: a function whose Neural Engine work is below this runs on the CPU [S1];
         2e8 lies between the CPU-placed 384^3 (1.1e8 FLOPs) and ANE-placed 512^3 (2.7e8) matmuls.
