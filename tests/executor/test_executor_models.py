@@ -239,3 +239,49 @@ def test_fully_masked_softmax_row_gives_nan_in_fp16(tmp_path):
     assert origin is not None and origin[1] == "softmax"
     fp32 = _convert(module, (q, k, v), ("q", "k", "v"), compute_precision=ct.precision.FLOAT32)
     assert _relative_error(list(run(fp32, feeds).values())[0], want) < 1e-4
+
+
+class TinyDecoderLM(nn.Module):
+    """Token embedding, rotary positions (slice + concat), causal mask built at run time, RMSNorm, tied head."""
+
+    def __init__(self, vocab: int = 50, dim: int = 32, heads: int = 2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.heads, self.hd = heads, dim // heads
+        self.qkv, self.out = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.norm = LlamaRMSNorm(dim)
+
+    @staticmethod
+    def rotate(x, cos, sin):
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+
+    def forward(self, ids):
+        b, n = ids.shape
+        h = self.embed(ids)
+        pos = torch.arange(n, dtype=torch.float32)[:, None]
+        freq = 1.0 / (10000 ** (torch.arange(0, self.hd, 2, dtype=torch.float32) / self.hd))
+        ang = torch.cat([pos * freq, pos * freq], -1)
+        cos, sin = ang.cos(), ang.sin()
+        q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
+        q, k = self.rotate(q, cos, sin), self.rotate(k, cos, sin)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.hd)
+        causal = torch.ones(n, n).tril() == 0
+        scores = scores.masked_fill(causal, float("-inf"))
+        h = h + self.out((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, n, -1))
+        return self.norm(h) @ self.embed.weight.T
+
+
+@pytest.mark.slow
+def test_tiny_decoder_lm_with_embeddings_rotary_and_causal_mask_matches_torch():
+    torch.manual_seed(6)
+    module, ids = TinyDecoderLM().eval(), torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        want = module(ids).numpy()
+        traced = torch.jit.trace(module, (ids,))
+    mlmodel = ct.convert(traced, convert_to="mlprogram", skip_model_load=True, minimum_deployment_target=ct.target.iOS17,
+                         inputs=[ct.TensorType(name="ids", shape=(2, 9), dtype=np.int32)],
+                         compute_precision=ct.precision.FLOAT32)
+    got = list(run(mlmodel, {"ids": ids.numpy()}).values())[0]
+    assert _relative_error(got, want) < 1e-4
+    assert {"gather", "concat", "slice_by_index", "select", "split"} <= _op_types(mlmodel)

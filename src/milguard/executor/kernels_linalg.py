@@ -16,8 +16,9 @@ from .semantics import wide
 
 
 def _linear(a, s):
-    """x @ W^T + b, W of shape (out, in)."""
-    out = s.acc.matmul(a["x"], np.swapaxes(wide(a["weight"]), -1, -2))
+    """x @ W^T + b, W of shape (out, in); leading axes of x are flattened into one GEMM."""
+    x, w = wide(a["x"]), wide(a["weight"])
+    out = s.acc.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
     bias = a.get("bias")
     return out if bias is None else s.acc.round(out) + wide(bias)
 
