@@ -1,7 +1,7 @@
 """Run every benchmark script in this folder and write ``results/summary.md``.
 
-Each ``bench_*.py`` here defines ``main()`` and writes its own ``results/<name>.json`` and
-``results/<name>.md``. This script imports each one by path, calls ``main`` with no arguments
+Each ``bench_*.py`` here defines ``main()`` and writes its own results as ``results/<name>.json`` and
+``results/<name>.md`` (``<name>`` with or without the ``bench_`` prefix). This script imports each one by path, calls ``main`` with no arguments
 (an empty argv when it takes one), records how long it took and whether it raised, then writes
 ``results/summary.md``: a status table, the headline table of the precision-policy benchmark
 (the one the README shows), and every script's markdown result.
@@ -95,16 +95,24 @@ def summary(statuses: list[dict], results_dir: Path = RESULTS) -> str:
     for path in discover():
         s = known.get(path.stem)
         if s is None:
-            state = "results from a separate run" if (results_dir / f"{path.stem}.json").is_file() else "not run"
+            state = "results from a separate run" if _result_files(path.stem, results_dir) else "not run"
             lines.append(f"| {path.name} | {state} | – |")
             continue
         state = "ok" if s["ok"] else f"failed: {s['error'].splitlines()[-1][:120]}"
         lines.append(f"| {s['script']} | {state} | {s['seconds']:.1f} |")
     lines += ["", "## Precision policies (headline)", "", headline(results_dir).rstrip(), ""]
-    for path in sorted(results_dir.glob("bench_*.md")):
+    for path in sorted(results_dir.glob("*.md")):
+        if path.name == "summary.md":
+            continue
         body = path.read_text().strip().splitlines()
-        lines += ["", f"## {path.stem}", ""] + [("#" + ln if ln.startswith("#") else ln) for ln in body]
+        lines += ["", f"## {path.stem}", ""] + [("##" + ln if ln.startswith("#") else ln) for ln in body]
     return "\n".join(lines) + "\n"
+
+
+def _result_files(stem: str, results_dir: Path) -> list[Path]:
+    """A script's result files: ``bench_x`` may write ``bench_x.json`` or ``x.json``."""
+    names = {stem, stem.removeprefix("bench_")}
+    return [p for n in sorted(names) for p in (results_dir / f"{n}.json", results_dir / f"{n}.md") if p.is_file()]
 
 
 def update_readme(readme: Path, table: str) -> bool:
