@@ -17,8 +17,9 @@ def _is_scalar(v: np.ndarray) -> bool:
 
 EPS = Const("eps", lambda v: _is_scalar(v) and 0.0 < float(v.reshape(())) <= 1e-2,
             "a small positive constant (0 < eps <= 1e-2)")
-TWO = Const("exponent", lambda v: _is_scalar(v) and float(v.reshape(())) == 2.0, "exactly 2")
-MINUS_HALF = Const("exponent", lambda v: _is_scalar(v) and float(v.reshape(())) == -0.5, "exactly -0.5")
+TWO = Const("exponent", lambda v: _is_scalar(v) and float(v.reshape(())) == 2.0, "exactly 2", bind=False)
+MINUS_HALF = Const("exponent", lambda v: _is_scalar(v) and float(v.reshape(())) == -0.5, "exactly -0.5",
+                   bind=False)
 
 
 def mean(v, name: str):
@@ -60,4 +61,15 @@ def last_or_channel_axis(match) -> str | None:
     if label is None:
         return f"reduces over {described}; expected the last axis or the channel axis 1"
     match.labels["axis"] = label
+    return None
+
+
+FP16_MAX = 65504.0
+
+
+def centred_square_overflows(x) -> str | None:
+    """Risk of a native layer_norm: (x - mean)^2 exceeds 65504 once the spread of x passes 256."""
+    spread = x.hi - x.lo
+    if spread * spread > FP16_MAX:
+        return f"(x - mean)^2 may reach {spread * spread:.3g} > 65504 (x spans [{x.lo:.3g}, {x.hi:.3g}])"
     return None

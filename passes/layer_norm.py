@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from milguard.pattern import P, Rule, either
 
-from ._common import BETA, EPS, GAMMA, X, last_or_channel_axis, mean, normalize, square
+from ._common import (BETA, EPS, GAMMA, X, centred_square_overflows, last_or_channel_axis, mean, normalize,
+                      square)
 
 _centered = P.sub(x=X, y=mean(X, "mean"), name="centered")
 _variance = mean(square(_centered), "var")
@@ -30,7 +31,7 @@ DECOMPOSED = either(
 RULES = [
     Rule("layer_norm", "layer_norm.decomposed", DECOMPOSED, check=last_or_channel_axis, benefit=15,
          core=("square", "var", "add_eps", "inv_std")),
-    Rule("layer_norm", "layer_norm.native", P.layer_norm(x=X), keep_fp32=False),
+    Rule("layer_norm", "layer_norm.native", P.layer_norm(x=X), keep_fp32=False, risk=centred_square_overflows),
 ]
 
 

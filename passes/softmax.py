@@ -11,6 +11,23 @@ from __future__ import annotations
 from milguard.pattern import Bind, P, Rule, either
 
 LOGITS = Bind("x")
+EXP_LIMIT = 11.09                 # exp(11.09) = 65504: the largest fp16 exponential
+
+
+def logits_beyond_fp16(x) -> str | None:
+    """Risk of a native softmax: logits that fp16 cannot hold (a finfo(float32).min mask becomes -inf
+    and a fully masked row NaN, coremltools PR #2669)."""
+    if x.may_nan or x.maxabs > 65504.0:
+        return f"logits in [{x.lo:.3g}, {x.hi:.3g}] leave the fp16 range"
+    return None
+
+
+def exp_overflows(x) -> str | None:
+    """Risk of a native reduce_log_sum_exp: lowered without a max shift on the Neural Engine, its
+    exp overflows once x > 11.09 (coremltools issue #2690)."""
+    if x.hi > EXP_LIMIT:
+        return f"exp(x) may reach exp({x.hi:.3g}) > 65504"
+    return None
 AXES = Bind("axes", const=True)
 
 
@@ -35,6 +52,7 @@ RULES = [
     Rule("softmax", "softmax.log_softmax_naive", LOG_SOFTMAX_NAIVE, benefit=11,
          core=("exp", "sum", "log")),
     Rule("softmax", "softmax.log_of_softmax", LOG_OF_SOFTMAX, benefit=5),
-    Rule("softmax", "softmax.native", P.softmax(x=LOGITS), keep_fp32=False),
-    Rule("softmax", "softmax.native_log_sum_exp", P.reduce_log_sum_exp(x=LOGITS), keep_fp32=False),
+    Rule("softmax", "softmax.native", P.softmax(x=LOGITS), keep_fp32=False, risk=logits_beyond_fp16),
+    Rule("softmax", "softmax.native_log_sum_exp", P.reduce_log_sum_exp(x=LOGITS), keep_fp32=False,
+         risk=exp_overflows),
 ]

@@ -40,9 +40,11 @@ class _KeepFp32Family(AbstractGraphPass):
         self.scope = defaults["scope"]
         self.exclude = defaults["exclude"]
         self.keep_native = defaults["keep_native"]
+        self.input_ranges = defaults["input_ranges"]
 
     def apply(self, prog: Program) -> None:
-        options = Options.make(scope=self.scope, exclude=self.exclude, keep_native=self.keep_native)
+        options = Options.make(scope=self.scope, exclude=self.exclude, keep_native=self.keep_native,
+                               input_ranges=self.input_ranges)
         regions = plan(prog, options, kinds=(self.kind,))
         record(prog, regions)
         apply(prog, regions)

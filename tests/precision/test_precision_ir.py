@@ -138,7 +138,7 @@ def test_families_and_exclusions():
         {"reduce_max", "sub", "exp", "reduce_sum", "real_div"}
 
 
-def test_native_ops_stay_fp16_unless_asked():
+def test_native_ops_stay_fp16_by_default_and_when_asked_always_fp32():
     body = lambda x: mb.softmax(x=mb.layer_norm(x=x, axes=[-1], epsilon=1e-5), axis=-1)  # noqa: E731
     default = convert(P.program(P.RANK3, body))
     assert {dtype_name(op.outputs[0]) for op in compute_ops(default)} == {"fp16"}
@@ -176,3 +176,23 @@ def test_converted_program_saves_and_reloads(tmp_path):
     assert fp32 == ["pow", "reduce_mean", "add", "rsqrt", "mul", "mul"]
     add = next(op for op in compute_ops(loaded) if op.op_type == "add")
     assert const_inputs(add)["y"] == np.float32(1e-12)
+
+
+@pytest.mark.parametrize("body,input_range,kept", [
+    (lambda x: mb.layer_norm(x=x, axes=[-1], epsilon=1e-5), "x=-300:300", {"layer_norm"}),
+    (lambda x: mb.layer_norm(x=x, axes=[-1], epsilon=1e-5), "x=-100:100", set()),
+    (lambda x: mb.softmax(x=x, axis=-1), "x=-70000:70000", {"softmax"}),
+    (lambda x: mb.softmax(x=x, axis=-1), "x=-30:30", set()),
+    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:12", {"reduce_log_sum_exp"}),
+    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:11", set()),
+])
+def test_native_ops_at_risk_are_kept_fp32(body, input_range, kept):
+    prog = convert(P.program(P.RANK3, body), input_ranges=input_range)
+    assert {op.op_type for op in compute_ops(prog) if dtype_name(op.outputs[0]) == "fp32"} == kept
+
+
+def test_bad_input_ranges_are_refused():
+    with pytest.raises(milguard.MilguardError, match="bad input range 'x=1': expected NAME=LO:HI"):
+        milguard.pipeline(input_ranges="x=1")
+    with pytest.raises(milguard.MilguardError, match="bad input range for 'x': 2.0 > 1.0"):
+        milguard.pipeline(input_ranges={"x": (2.0, 1.0)})

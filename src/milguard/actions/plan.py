@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..mil import FP16_CAST_SUFFIX, Block, Operation, Program, iter_ops
 from ..pattern import Match, find_patterns
@@ -35,14 +36,20 @@ class Region:
                 "variant": self.variant, "ops": list(self.ops)}
 
 
-def select(matches: list[Match], options: Options) -> list[tuple[Match, list[Operation]]]:
-    """The matches to keep fp32 under ``options``, each with the ops to keep (region or core)."""
+def select(matches: list[Match], options: Options,
+           native_risk: Callable[[Match], str | None] | None = None) -> list[tuple[Match, list[Operation]]]:
+    """The matches to keep fp32 under ``options``, each with the ops to keep (region or core).
+
+    Native single-op members are kept when ``keep_native`` is "always", or "at_risk" and
+    ``native_risk(match)`` gives a reason."""
     chosen = []
     for match in matches:
         if match.kind not in options.families or options.excludes(match):
             continue
-        if not match.rule.keep_fp32 and options.keep_native != "always":
-            continue
+        if not match.rule.keep_fp32:
+            at_risk = options.keep_native == "at_risk" and native_risk is not None and native_risk(match)
+            if not (options.keep_native == "always" or at_risk):
+                continue
         ops = match.ops if options.scope == "region" else match.core_ops
         chosen.append((match, ops))
     return chosen
@@ -52,8 +59,27 @@ def plan(program: Program, options: Options, kinds: tuple[str, ...] | None = Non
     """Find and select the regions of ``program`` for the given families."""
     kinds = tuple(k for k in (kinds or options.families) if k in options.families)
     matches = find_patterns(program, kinds=kinds)
+    risk = None
+    if options.keep_native == "at_risk" and any(not m.rule.keep_fp32 and m.rule.risk for m in matches):
+        risk = _static_risk(program, options)
     return [Region(m.function, m.kind, m.rule.name, m.variant, tuple(op.name for op in ops))
-            for m, ops in select(matches, options)]
+            for m, ops in select(matches, options, risk)]
+
+
+def _static_risk(program: Program, options: Options) -> Callable[[Match], str | None]:
+    """``match -> reason | None`` from static ranges of each function (computed once, on demand)."""
+    from ..analysis.ranges import propagate
+
+    ranges: dict[str, Any] = {}
+
+    def risk(match: Match) -> str | None:
+        if match.function not in ranges:
+            given = options.ranges if match.function == "main" else None
+            ranges[match.function] = propagate(program, given, function=match.function)
+        x = match.bindings["x"].name
+        rm = ranges[match.function]
+        return match.rule.risk(rm.wanted.get(x, rm.typed.get(x))) if x in rm else None
+    return risk
 
 
 def record(program: Program, regions: list[Region]) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..mil import Operation, Var, const_value, op_inputs
 from .dsl import Pat
@@ -15,6 +15,8 @@ class Rule:
     ``check(match)`` returns None when the match is acceptable, else the reason it is not.
     ``core`` names the op patterns of the overflow-prone chain (kept fp32 in the minimal mode).
     ``keep_fp32`` says whether the precision passes keep the match fp32 unless told otherwise.
+    ``risk(x)`` (native ops) gets the static value interval of the ``x`` binding and returns why the
+    op is at fp16 risk, or None: such a match is kept fp32 under ``keep_native="at_risk"``.
     """
 
     kind: str                              # "layer_norm" | "rms_norm" | "softmax"
@@ -24,6 +26,7 @@ class Rule:
     benefit: int = 0
     core: tuple[str, ...] = ()
     keep_fp32: bool = True
+    risk: Callable[[Any], str | None] | None = None
 
     @property
     def variant(self) -> str:
