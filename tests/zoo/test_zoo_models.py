@@ -121,3 +121,20 @@ def test_traces_and_converts_float32(name):
         assert {"reduce_mean", "sub", "pow", "sqrt", "real_div"} <= types
     if "softmax" in entry.patterns:
         assert "softmax" in types or {"exp", "reduce_sum", "reduce_max"} <= types
+
+
+@pytest.mark.slow
+def test_convert_takes_input_types_and_converter_options():
+    import coremltools as ct
+
+    from milguard.mil import dtype_name, load
+
+    entry = MODELS[EXAMPLE]
+    shape = entry.input_shapes[0]
+    fp16_in = load(convert(entry)).program.functions["main"]
+    fp32_in = load(convert(entry, input_types=[ct.TensorType(name=entry.input_names[0], shape=shape,
+                                                             dtype=np.float32)])).program.functions["main"]
+    assert dtype_name(fp16_in.inputs[entry.input_names[0]]) == "fp16"       # coremltools' iOS17 default
+    assert dtype_name(fp32_in.inputs[entry.input_names[0]]) == "fp32"
+    ios16 = convert(entry, minimum_deployment_target=ct.target.iOS16)
+    assert ios16.get_spec().specificationVersion == 7

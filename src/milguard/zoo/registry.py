@@ -88,10 +88,12 @@ EXAMPLE = "llama_decoder"
 
 
 def convert(entry: ZooEntry | str, inputs: tuple[torch.Tensor, ...] | None = None, *, seed: int = 0,
-            **ct_kwargs: Any) -> Any:
+            input_types: list[Any] | None = None, **ct_kwargs: Any) -> Any:
     """torch.jit.trace + ct.convert to an ML program (iOS17, skip_model_load) -> ct.models.MLModel.
 
-    ``ct_kwargs`` override the defaults (``compute_precision``, ``pass_pipeline``, ...).
+    ``inputs`` are the torch tensors to trace with (default ``example_inputs(seed)``); ``input_types``
+    replaces the default ``ct.TensorType(name=..., shape=...)`` list given to ct.convert (to set a
+    dtype, say). ``ct_kwargs`` override the other defaults (``compute_precision``, ``pass_pipeline``, ...).
     """
     import coremltools as ct
 
@@ -102,7 +104,7 @@ def convert(entry: ZooEntry | str, inputs: tuple[torch.Tensor, ...] | None = Non
         traced = torch.jit.trace(model, inputs)
     kwargs: dict[str, Any] = dict(
         convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17, skip_model_load=True,
-        inputs=[ct.TensorType(name=n, shape=tuple(t.shape)) for n, t in zip(entry.input_names, inputs)],
+        inputs=input_types or [ct.TensorType(name=n, shape=tuple(t.shape)) for n, t in zip(entry.input_names, inputs)],
         outputs=[ct.TensorType(name=n) for n in entry.output_names])
     kwargs.update(ct_kwargs)
     return ct.convert(traced, **kwargs)
