@@ -1,7 +1,12 @@
-"""Static shapes of MIL vars: symbolic (dynamic) dimensions, ranks, element counts and byte sizes."""
+"""Static shapes of MIL vars: symbolic (dynamic) dimensions, ranks, element counts and byte sizes.
+
+``tensor_info`` memoizes per MIL type (tensor types are shared classes), so analyses that look
+at every var of a large program pay coremltools' type introspection once per distinct type.
+"""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from coremltools.converters.mil.mil import Var, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
@@ -14,17 +19,45 @@ _ITEM_BYTES = {
 }
 
 
+@lru_cache(maxsize=8192)
+def _info(sym: type) -> tuple[str | None, tuple] | None:
+    try:
+        if types.is_tensor(sym):
+            return _dtype_string(sym.get_primitive()), tuple(sym.get_shape())
+        if types.is_scalar(sym):
+            return _dtype_string(sym), ()
+    except Exception:  # noqa: BLE001 - unusual MIL types are simply not tensors
+        pass
+    return None
+
+
+def _dtype_string(builtin: type) -> str | None:
+    try:
+        return types.builtin_to_string(builtin)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def tensor_info(var: Var) -> tuple[str | None, tuple] | None:
+    """(dtype name, shape) of a tensor or scalar var (shape () for scalars); None otherwise."""
+    sym = getattr(var, "sym_type", None)
+    if sym is None:
+        return None
+    try:
+        return _info(sym)
+    except TypeError:                   # an unhashable type: no memo
+        return _info.__wrapped__(sym)
+
+
 def is_tensor_like(var: Var) -> bool:
     """True for tensors and scalars (not lists, tuples, states or dictionaries)."""
-    sym = getattr(var, "sym_type", None)
-    return sym is not None and (types.is_tensor(sym) or types.is_scalar(sym))
+    return tensor_info(var) is not None
 
 
 def shape_of(var: Var) -> tuple | None:
     """The shape of a tensor or scalar var (() for scalars); None for other kinds of var."""
-    if not is_tensor_like(var):
-        return None
-    return tuple(var.shape) if var.shape is not None else ()
+    info = tensor_info(var)
+    return info[1] if info is not None else None
 
 
 def is_dynamic(var: Var) -> bool:
@@ -42,11 +75,8 @@ def numel(var: Var) -> int:
 
 
 def nbytes(var: Var) -> float:
-    """Bytes of a statically shaped tensor var (0 for dynamic shapes and non-tensors)."""
-    if not is_tensor_like(var):
+    """Bytes of a statically shaped tensor var (0 for dynamic shapes, strings and non-tensors)."""
+    info = tensor_info(var)
+    if info is None or info[0] is None:
         return 0.0
-    try:
-        name = types.builtin_to_string(var.dtype)
-    except Exception:  # noqa: BLE001 - unusual element types carry no size
-        return 0.0
-    return numel(var) * _ITEM_BYTES.get(name, 0)          # strings and other non-numeric: 0
+    return numel(var) * _ITEM_BYTES.get(info[0], 0)

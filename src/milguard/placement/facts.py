@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from milguard.mil import Operation, const_value, dtype_name, op_inputs
-from milguard.mil.shapes import is_dynamic, is_tensor_like, nbytes, shape_of
+from milguard.mil import Operation, const_value, op_inputs
+from milguard.mil.shapes import is_symbolic, nbytes, tensor_info
 
 from .flops import flops
 
@@ -52,21 +52,24 @@ def is_unplaced(op: Operation) -> bool:
 
 
 def op_facts(op: Operation) -> OpFacts:
-    inputs = [v for _, v in op_inputs(op) if is_tensor_like(v)]
-    outputs = [v for v in op.outputs if is_tensor_like(v)]
-    runtime_inputs = [v for v in inputs if const_value(v) is None]
+    inputs = [(v, tensor_info(v)) for _, v in op_inputs(op)]
+    inputs = [(v, info, const_value(v) is not None) for v, info in inputs if info is not None]
+    outputs = [tensor_info(v) for v in op.outputs]
+    outputs = [info for info in outputs if info is not None]
+    runtime = [info for _, info, const in inputs if not const]
     # scalar constants (epsilon, alpha, constant_val) do not set an op's precision
-    typed = [v for v in inputs if const_value(v) is None or (shape_of(v) or ()) != ()]
-    dtypes_all = {dtype_name(v) for v in (*typed, *outputs)}
+    typed = [info for _, info, const in inputs if not const or info[1] != ()]
+    dtypes_all = {info[0] for info in (*typed, *outputs)}
+    every = [info for _, info, _ in inputs] + outputs
     return OpFacts(
         op=op,
         op_type=op.op_type,
         name=op.name,
         float_dtypes=frozenset(dtypes_all & FLOAT_DTYPES),
-        runtime_int_dtypes=frozenset({dtype_name(v) for v in runtime_inputs} & INT_DTYPES),
-        output_int_dtypes=frozenset({dtype_name(v) for v in outputs} & INT_DTYPES),
-        shapes=tuple(shape_of(v) for v in (*inputs, *outputs)),
-        dynamic=any(is_dynamic(v) for v in (*runtime_inputs, *outputs)),
+        runtime_int_dtypes=frozenset({info[0] for info in runtime} & INT_DTYPES),
+        output_int_dtypes=frozenset({info[0] for info in outputs} & INT_DTYPES),
+        shapes=tuple(info[1] for info in every),
+        dynamic=any(is_symbolic(d) for info in (*runtime, *outputs) for d in info[1]),
         flops=flops(op),
-        bytes=sum(nbytes(v) for v in (*inputs, *outputs)),
+        bytes=sum(nbytes(v) for v, _, _ in inputs) + sum(nbytes(v) for v in op.outputs),
     )
