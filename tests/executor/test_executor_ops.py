@@ -398,6 +398,60 @@ shape_case("pixel_unshuffle", lambda dt, x: mb.pixel_unshuffle(x=x, downscale_fa
            shapes=((1, 2, 4, 4),), opset=ct.target.iOS16)
 
 
+# compressed weights (constexpr_*): decoded once when the function is prepared
+from milguard.mil import types as _types  # noqa: E402
+
+_Q = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
+_SCALE, _OFF = np.array([[0.5], [1.0], [2.0]], np.float32), np.array([[1], [0], [-2]], np.int8)
+CASES.append(Case("constexpr_blockwise_shift_scale", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=mb.constexpr_blockwise_shift_scale(data=_Q, scale=c(dt, _SCALE), offset=_OFF)),
+                  lambda x: x @ ((_Q.astype(np.float32) - _OFF) * _SCALE).T, opset=ct.target.iOS18))
+_LUT = np.array([-1.5, -0.25, 0.5, 2.0], np.float32)
+_LIDX = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 1, 2, 2]], np.uint8)
+CASES.append(Case("constexpr_lut_to_dense", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=mb.constexpr_lut_to_dense(indices=_LIDX.astype(_types.np_uint2_dtype),
+                                                                                lut=c(dt, _LUT.reshape(1, 1, 4, 1)))),
+                  lambda x: x @ _LUT[_LIDX].T, opset=ct.target.iOS18))
+_MASK1 = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]], np.uint8)
+_NZ = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 0.25], np.float32)
+CASES.append(Case("constexpr_sparse_to_dense", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=mb.constexpr_sparse_to_dense(nonzero_data=c(dt, _NZ), mask=_MASK1.astype(_types.np_uint1_dtype))),
+                  lambda x: x @ _assign(np.zeros((3, 4), np.float32), _MASK1.astype(bool), _NZ).T, opset=ct.target.iOS18))
+_U8 = np.array([[0, 10, 20, 255], [128, 64, 32, 16], [1, 2, 3, 4]], np.uint8)
+CASES.append(Case("constexpr_affine_dequantize", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=mb.constexpr_affine_dequantize(
+                      quantized_data=_U8, zero_point=np.uint8(128), scale=c(dt, 0.01), axis=0)),
+                  lambda x: x @ ((_U8.astype(np.float32) - 128) * np.float32(0.01)).T, opset=ct.target.iOS16))
+CASES.append(Case("constexpr_cast", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=mb.constexpr_cast(source_val=(_U8 / 7).astype(np.float16), output_dtype="fp32")),
+                  lambda x: x @ (_U8 / 7).astype(np.float16).astype(np.float32).T, opset=ct.target.iOS16, fp16=False))
+
+
+_NZIDX = np.array([0, 3, 1, 2, 2, 1], np.uint8)
+_ROWS = np.nonzero(_MASK1)[0]
+
+
+def _sparse_weight(dt, op, **kw):
+    mask, nonzero = getattr(mb, op)(**kw)
+    return mb.constexpr_sparse_to_dense(nonzero_data=nonzero, mask=mask)
+
+
+CASES.append(Case("constexpr_lut_to_sparse", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=_sparse_weight(
+                      dt, "constexpr_lut_to_sparse", indices_mask=_MASK1.astype(_types.np_uint1_dtype),
+                      indices_nonzero_data=_NZIDX.astype(_types.np_uint2_dtype), lut=c(dt, _LUT.reshape(1, 1, 4, 1)))),
+                  lambda x: x @ _assign(np.zeros((3, 4), np.float32), _MASK1.astype(bool), _LUT[_NZIDX]).T,
+                  opset=ct.target.iOS18))
+_NZQ = np.array([1, -2, 3, 4, -5, 6], np.int8)
+CASES.append(Case("constexpr_sparse_blockwise_shift_scale", [(2, 4)],
+                  lambda dt, x: mb.linear(x=x, weight=_sparse_weight(
+                      dt, "constexpr_sparse_blockwise_shift_scale", data_mask=_MASK1.astype(_types.np_uint1_dtype),
+                      nonzero_data=_NZQ, scale=c(dt, _SCALE), offset=_OFF)),
+                  lambda x: x @ _assign(np.zeros((3, 4), np.float32), _MASK1.astype(bool),
+                                        (_NZQ - _OFF[_ROWS, 0].astype(np.float32)) * _SCALE[_ROWS, 0]).T,
+                  opset=ct.target.iOS18))
+
+
 # --------------------------------------------------------------------------------------------- tests
 def _ids():
     seen: dict[str, int] = {}

@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import MilguardError, ModelError, UnsupportedOpError
 from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
 from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
-from .table import KERNELS
+from ..mil.values import materialized
+from .table import COMPILE_TIME, KERNELS
 
 log = logging.getLogger("milguard")
 
@@ -46,7 +47,7 @@ def storage_dtype(var: Var) -> np.dtype | None:
 def check_supported(function: Function) -> None:
     """Raise UnsupportedOpError for the first op (nested blocks included) the executor has no kernel for."""
     for op in iter_ops(function):
-        if op.op_type != "const" and op.op_type not in KERNELS:
+        if op.op_type not in COMPILE_TIME and op.op_type not in KERNELS:
             raise UnsupportedOpError(op.op_type, op.name)
 
 
@@ -62,18 +63,22 @@ class Step:
         shape = op.outputs[0].shape if op.outputs else None
         self.shape = tuple(shape) if shape is not None and all(isinstance(d, (int, np.integer)) for d in shape) else None
         self.acc = accumulator(executor.accumulate, self.dtype if self.dtype is not None else np.float32)
-        if op.op_type == "const":
+        if op.op_type in COMPILE_TIME:
             self.kernel, self.args = None, ()
-            val = op.outputs[0].val
-            self.value = np.asarray(val, dtype=self.dtype) if self.dtype is not None else np.asarray(val)
+            values = (op.outputs[0].val,) if op.op_type == "const" else materialized(op)
+            self.value = tuple(np.asarray(v, dtype=dt) if dt is not None else np.asarray(v)
+                               for v, (_, dt) in zip(values, self.outs))
+            for (name, dt), v in zip(self.outs, self.value):
+                if dt == F16:
+                    executor.widened[name] = wide(v)        # exact; consumers get it without a per-run cast
             return
         self.kernel = KERNELS[op.op_type]
         args: list[tuple[str, int, Any]] = []
         for param, value in op.inputs.items():
             if isinstance(value, (list, tuple)):
                 args.append((param, _LIST, tuple(v.name for v in value)))
-            elif value.op is not None and value.op.op_type == "const" and storage_dtype(value) == F16:
-                args.append((param, _VALUE, wide(np.asarray(value.val, dtype=F16))))   # exact; widened once
+            elif value.name in executor.widened:
+                args.append((param, _VALUE, executor.widened[value.name]))
             else:
                 args.append((param, _VAR, value.name))
         for param, default in op.default_inputs().items():
@@ -95,6 +100,7 @@ class Executor:
         check_supported(function)
         self.function, self.accumulate = function, accumulate
         self.env: dict[str, np.ndarray] = {}
+        self.widened: dict[str, np.ndarray] = {}           # fp16 compile-time values, as float32
         self._plans: dict[int, tuple[Block, list[Step]]] = {}
         self.steps(function)
 
@@ -119,8 +125,9 @@ class Executor:
         for var, value in bindings.items():
             env[var.name] = value
         for step in self.steps(block):
-            if step.kernel is None:
-                env[step.outs[0][0]] = step.value
+            if step.kernel is None:                    # const / constexpr: values fixed when prepared
+                for (name, _), value in zip(step.outs, step.value):
+                    env[name] = value
                 continue
             a = {}
             for param, kind, ref in step.args:
@@ -184,13 +191,13 @@ def first_nonfinite(model: Any, trace: Mapping[str, np.ndarray], *,
     """(op name, op type, var name) of the first op in program order that created a non-finite value.
 
     An op created it when an output holds NaN while no input does, or ±inf while every input is
-    finite. Const ops are values the model carries (a -inf attention mask), not events, and are
-    skipped; ops whose values are missing from ``trace`` are skipped too.
+    finite. Const and constexpr ops are values the model carries (a -inf attention mask), not
+    events, and are skipped; ops whose values are missing from ``trace`` are skipped too.
     """
     fn = function_of(model, function)
     with np.errstate(all="ignore"):
         for op in iter_ops(fn):
-            if op.op_type == "const":
+            if op.op_type in COMPILE_TIME:
                 continue
             outs = [(v.name, trace.get(v.name)) for v in op.outputs]
             bad = [(name, value) for name, value in outs if _has(value, "nonfinite")]

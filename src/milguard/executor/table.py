@@ -23,4 +23,11 @@ def _merge() -> dict[str, Kernel]:
 
 
 KERNELS: dict[str, Kernel] = _merge()
-SUPPORTED_OPS: frozenset[str] = frozenset(KERNELS) | {"const"}
+
+# Ops without runtime inputs: their values are taken once, when a function is prepared.
+COMPILE_TIME: frozenset[str] = frozenset({
+    "const",
+    "constexpr_affine_dequantize", "constexpr_cast", "constexpr_lut_to_dense", "constexpr_sparse_to_dense",
+    "constexpr_blockwise_shift_scale", "constexpr_lut_to_sparse", "constexpr_sparse_blockwise_shift_scale",
+})
+SUPPORTED_OPS: frozenset[str] = frozenset(KERNELS) | COMPILE_TIME
