@@ -8,7 +8,8 @@ Leaves:
   ``Bind("x")``           any var; the same name must bind the same var everywhere in a match
                           (constants bind by value, so two ``axes`` consts with equal values agree)
   ``Bind("g", const=True)`` the same, restricted to compile-time constants
-  ``Const("eps", test, why)`` a constant whose value passes ``test``; ``why`` names the constraint
+  ``Const("eps", test, why)`` a constant whose value passes ``test``; ``why`` names the constraint;
+                          with ``bind=False`` the name only labels the reason of a near miss
   ``Lit(2.0)``            a constant equal to the value (float tolerance 1e-6 relative)
   ``Any()``               anything
 
@@ -55,6 +56,7 @@ class Const(Pat):
     name: str | None
     test: Callable[[np.ndarray], bool]
     why: str
+    bind: bool = True                # bind the value under ``name`` (consistent across the match)
 
 
 @dataclass(eq=False)

@@ -100,7 +100,7 @@ def _match(pat: Pat, var: Var, st: _State, at: _Attempt) -> Iterator[_State]:
         if not pat.test(val):
             at.fail(st, f"{pat.name or 'value'} must be {pat.why}, got {_describe(var)}")
             return
-        if pat.name is not None:
+        if pat.name is not None and pat.bind:
             yield from _match(Bind(pat.name, const=True), var, st, at)
         else:
             yield st
