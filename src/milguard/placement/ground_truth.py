@@ -169,8 +169,9 @@ def compare(predicted: Mapping[str, Placement], truth: GroundTruth, *, function:
     )
 
 
-def _ane_cost_shares(pairs: list[tuple[str, str, str, float | None]]) -> tuple[float | None, float | None]:
-    """Share of the plan's cost weight on the ANE, by true and by predicted device (needs every cost)."""
+def _ane_cost_shares(pairs: list[tuple[str, str, str, float | None]]
+                     ) -> tuple[float | None, float | None]:
+    """Share of the plan's cost weight on the ANE by true and by predicted device (all costs known)."""
     if not pairs or any(c is None for *_, c in pairs):
         return None, None
     total = sum(c for *_, c in pairs)

@@ -89,4 +89,5 @@ def _parse(raw: str, function: str | None) -> dict[str, Placement]:
         return {op: Placement(e["device"], e["rule"], e["certainty"])
                 for entries in chosen for op, e in entries.items()}
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"corrupt '{METADATA_KEY}' metadata ({type(exc).__name__}: {exc})") from None
+        raise ModelError(f"corrupt '{METADATA_KEY}' metadata "
+                         f"({type(exc).__name__}: {exc})") from None

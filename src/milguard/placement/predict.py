@@ -84,7 +84,8 @@ def predict(function: Any, *, compute_units: Any = "ALL", chip: str | Chip = "M1
         else:
             inherited[op.name] = parent.name
     devices = _assign_devices(rows, target)
-    region_rule = _size_floor(rows, devices, target) or _demote_small_ane_segments(rows, devices, target)
+    region_rule = (_size_floor(rows, devices, target)
+                   or _demote_small_ane_segments(rows, devices, target))
     result: dict[str, Placement] = {}
     for (facts, rule), device in zip(rows, devices):
         if rule.verdict == "ane" and device != _ane(target):
@@ -117,9 +118,12 @@ def _assign_devices(rows: list[tuple[OpFacts, Rule]], target: Target) -> list[st
     return devices
 
 
-def _size_floor(rows: list[tuple[OpFacts, Rule]], devices: list[str], target: Target) -> Rule | None:
+def _size_floor(rows: list[tuple[OpFacts, Rule]], devices: list[str],
+                target: Target) -> Rule | None:
     eligible = [i for i, (_, rule) in enumerate(rows) if rule.verdict == "ane"]
-    if target.compute_units not in ("ALL", "CPU_AND_NE") or not eligible or sum(rows[i][0].flops for i in eligible) >= target.options.size_floor_flops:
+    work = sum(rows[i][0].flops for i in eligible)
+    if target.compute_units not in ("ALL", "CPU_AND_NE") or not eligible \
+            or work >= target.options.size_floor_flops:
         return None
     for i in eligible:
         devices[i] = "cpu"
@@ -132,7 +136,10 @@ def _demote_small_ane_segments(rows: list[tuple[OpFacts, Rule]], devices: list[s
     for start, stop in _runs([d == "ane" for d in devices]):
         if sum(rows[i][0].flops for i in range(start, stop)) >= floor:
             continue
-        neighbour = devices[start - 1] if start > 0 else (devices[stop] if stop < len(devices) else "cpu")
+        if start > 0:
+            neighbour = devices[start - 1]
+        else:
+            neighbour = devices[stop] if stop < len(devices) else "cpu"
         devices[start:stop] = [neighbour] * (stop - start)
     return RULES_BY_ID["P4.small_segment"]
 

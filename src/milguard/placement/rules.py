@@ -1,4 +1,4 @@
-"""The placement rules table: data, evaluated in order, the first rule whose predicate holds decides.
+"""The placement rules table: data, evaluated in order; the first rule whose predicate holds wins.
 
 Each rule gives a *verdict* for one op:
 
@@ -79,7 +79,8 @@ ANE_ELIGIBLE = frozenset({
     "slice_by_size", "slice_by_index", "pad", "tile", "pixel_shuffle", "pixel_unshuffle",
     "depth_to_space", "space_to_depth", "space_to_batch", "batch_to_space", "flatten2d", "crop",
     "identity", "reverse", "cast",
-    # pooling (O14), quantized activations (D5), state (Anemll, iOS 18 stateful models), texture ops (O16, chip-gated)
+    # pooling (O14), quantized activations (D5), state (iOS 18 stateful models, Anemll),
+    # texture ops (O16, chip-gated)
     "avg_pool", "max_pool", "l2_pool", "quantize", "dequantize", "read_state", "write_state",
     "coreml_update_state", "slice_update", *TEXTURE,
     # gathers: only reached with PlacementOptions.gather_on_ane on A14+ (O3)
@@ -90,11 +91,11 @@ ANE_ELIGIBLE = frozenset({
 @dataclass(frozen=True)
 class Rule:
     id: str
-    description: str
     verdict: str          # "ane" | "cpu" | "off_ane" | "none"
     certainty: str        # "H" | "M" | "L"
+    applies: Predicate    # (OpFacts, Target) -> bool
+    description: str
     source: str
-    applies: Predicate
 
 
 # --------------------------------------------------------------------------- predicates
@@ -105,7 +106,8 @@ def _types(names: frozenset[str]) -> Predicate:
 def _integer_work(f: OpFacts, t: Target) -> bool:
     if f.op_type in ("quantize", "dequantize"):
         return False
-    return bool(f.runtime_int_dtypes) or (bool(f.output_int_dtypes) and f.op_type not in INT_OUTPUT_OK)
+    int_output = bool(f.output_int_dtypes) and f.op_type not in INT_OUTPUT_OK
+    return bool(f.runtime_int_dtypes) or int_output
 
 
 def _dynamic_offset(f: OpFacts, t: Target) -> bool:
@@ -170,7 +172,7 @@ def _conv_kernel(f: OpFacts, t: Target) -> bool:
         return False
     weight = f.op.inputs.get("weight")
     if weight is None or not f.const("weight"):
-        return True                                 # dynamic weights: the weight path is compile-time
+        return True                     # a runtime weight: the weight path reads compile-time data
     dims = _static_dims(weight.shape) or []
     return len(dims) > 2 and dims[-1] > 13
 
@@ -178,97 +180,129 @@ def _conv_kernel(f: OpFacts, t: Target) -> bool:
 def _small_sdpa(f: OpFacts, t: Target) -> bool:
     if f.op_type != "scaled_dot_product_attention":
         return False
-    sizes = [math.prod(_static_dims(f.op.inputs[p].shape) or [0]) for p in ("query", "key", "value")]
+    sizes = [math.prod(_static_dims(f.op.inputs[p].shape) or [0])
+             for p in ("query", "key", "value")]
     return min(sizes) < t.options.sdpa_min_elements
 
 
 # --------------------------------------------------------------------------- the table
+# Rule(id, verdict, certainty, predicate, description, source), evaluated top to bottom.
 RULES: tuple[Rule, ...] = (
-    Rule("O19.const", "const and constexpr_* ops are folded at compile time and get no device",
-         "none", "H", "0seba/VoxCPMANE#15 (preferred=unreported); coremltools compute_plan.py; "
-         "pytorch/executorch#19252", lambda f, t: is_unplaced(f.op)),
-    Rule("units.cpu_only", "compute units CPU_ONLY: everything runs on the CPU", "cpu", "H",
-         "Apple MLComputeUnits documentation", lambda f, t: t.compute_units == "CPU_ONLY"),
-    Rule("O5.control_flow", "control flow and list ops (cond, while_loop, list_*) run on the CPU",
-         "cpu", "H", "smpanaro/more-ane-transformers NOTES (Apr 16 2023); ANEForge _op_catalog.py",
-         _types(CONTROL_FLOW)),
-    Rule("O1.recurrent", "lstm, gru and rnn never run on the Neural Engine", "off_ane", "H",
-         "apple/coremltools#1780 (Apple), #337; ANEForge catalogue", _types(RECURRENT)),
-    Rule("O3.gather", "gathers (embedding lookups, index-driven) are placed off the Neural Engine",
-         "off_ane", "H", "apple/ml-ane-transformers README (DistilBERT); apple/coremltools#1103; "
-         "smpanaro gather_ops_ane.py; pytorch/executorch#19252", _gather),
-    Rule("O4.topk", "topk and argsort run off the Neural Engine in Core ML practice", "off_ane", "M",
-         "roboflow/rf-detr#1495; apple/coreai-torch#66; ANEForge catalogue", _types(SORTS)),
-    Rule("O6.band_part", "band_part (causal-mask builder) is walled on the Neural Engine", "off_ane",
-         "M", "smpanaro NOTES (Apr 4 2023); ANEForge catalogue", _types(frozenset({"band_part"}))),
-    Rule("O8.walled", "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, "
-         "logical and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
-         "off_ane", "M", "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)", _types(WALLED)),
-    Rule("S2.dynamic_shape", "a symbolic (flexible or data-dependent) dimension keeps the op off the "
-         "Neural Engine", "cpu", "H", "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370",
-         lambda f, t: f.dynamic),
-    Rule("O7.dynamic_offset", "a runtime slice offset, reshape shape, tile reps, pad or permutation "
-         "moves the op to the CPU", "cpu", "M", "smpanaro NOTES (Oct 25 2023)", _dynamic_offset),
-    Rule("D7.integer", "integer tensor work (index arithmetic, casts to int32) is CPU work", "cpu",
-         "M", "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15", _integer_work),
-    Rule("R3.rank", "tensors of rank 6 or more are refused by the Neural Engine", "cpu", "H",
-         "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py",
-         lambda f, t: f.max_rank > 5),
-    Rule("O9.pow_exponent", "pow is native only with a constant exponent", "off_ane", "M",
-         "ANEForge catalogue (pow_const); inferred for a non-constant exponent",
-         lambda f, t: f.op_type == "pow" and not f.const("y")),
-    Rule("O8.trig_chip", "sin and cos need an A15-class Neural Engine (M3 family) or newer",
-         "off_ane", "M", "ANEForge _op_catalog.py",
-         lambda f, t: f.op_type in ("sin", "cos") and not t.chip.trig),
-    Rule("O16.texture_chip", "resize, upsample, crop_resize, affine and resample need an A14-class "
-         "Neural Engine (M2 family) or newer", "off_ane", "M", "ANEForge catalogue; "
-         "hollance/neural-engine#2", lambda f, t: f.op_type in TEXTURE and not t.chip.texture),
-    Rule("O12.argmin_chip", "reduce_argmin is walled on A14-class and older Neural Engines",
-         "off_ane", "M", "ANEForge catalogue; ane-guide ch.17",
-         lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin),
-    Rule("A3.reflect_pad_chip", "reflect and symmetric pad are walled on A13-class Neural Engines",
-         "off_ane", "M", "ANEForge catalogue", _reflect_pad),
-    Rule("O17.io_cast", "an fp16<->fp32 cast whose fp32 side is a model input or output runs with "
-         "the fp16 work next to it", "ane", "M", "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural "
-         "Engine), #436 (4x4: all on the CPU, size floor)", _io_cast),
-    Rule("O17.cast_boundary", "an fp16<->fp32 cast inside the program marks a precision boundary and "
-         "runs with its fp32 side", "off_ane", "M", "pytorch/executorch#19252 (casts on the CPU); "
-         "smpanaro NOTES (CPU f32<->f16 conversion between ANE chunks)", _precision_cast),
-    Rule("D1.fp32", "an fp32-typed op never runs on the Neural Engine", "off_ane", "H",
-         "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437",
-         lambda f, t: f.fp32),
-    Rule("R1.dims", "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is "
-         "rejected by the Neural Engine compiler", "off_ane", "H",
-         "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md", _dims_exceeded),
-    Rule("R2.transpose_extent", "a transpose with an extent above 16384 (65536 on A16+) is rejected",
-         "off_ane", "H", "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)",
-         _transpose_extent),
-    Rule("O14.conv_kernel", "conv with a kernel wider than 13 (fp16) or a non-constant weight",
-         "off_ane", "M", "ane-guide ch.17; ANEForge catalogue", _conv_kernel),
-    Rule("O15.sdpa_small", "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
-         "cpu", "M", "vx-lang/Vx#437", _small_sdpa),
-    Rule("A3.eligible", "an fp16 op of a Neural Engine op type within all limits", "ane", "M",
-         "ANEForge _op_catalog.py; apple/ml-ane-transformers reference/*.py; coremltools docs-guides",
-         _types(ANE_ELIGIBLE)),
-    Rule("A3.unlisted", "an op type with no evidence of Neural Engine support (custom ops included)",
-         "off_ane", "L", "apple/coremltools#1278; hollance unsupported-layers.md",
-         lambda f, t: True),
+    Rule("O19.const", "none", "H", lambda f, t: is_unplaced(f.op),
+         "const and constexpr_* ops are folded at compile time and get no device",
+         "0seba/VoxCPMANE#15 (preferred=unreported); coremltools compute_plan.py; "
+         "pytorch/executorch#19252"),
+    Rule("units.cpu_only", "cpu", "H", lambda f, t: t.compute_units == "CPU_ONLY",
+         "compute units CPU_ONLY: everything runs on the CPU",
+         "Apple MLComputeUnits documentation"),
+    Rule("O5.control_flow", "cpu", "H", _types(CONTROL_FLOW),
+         "control flow and list ops (cond, while_loop, list_*) run on the CPU",
+         "smpanaro/more-ane-transformers NOTES (Apr 16 2023); ANEForge _op_catalog.py"),
+    Rule("O1.recurrent", "off_ane", "H", _types(RECURRENT),
+         "lstm, gru and rnn never run on the Neural Engine",
+         "apple/coremltools#1780 (Apple), #337; ANEForge catalogue"),
+    Rule("O3.gather", "off_ane", "H", _gather,
+         "gathers (embedding lookups, index-driven) are placed off the Neural Engine",
+         "apple/ml-ane-transformers README (DistilBERT); apple/coremltools#1103; "
+         "smpanaro gather_ops_ane.py; pytorch/executorch#19252"),
+    Rule("O4.topk", "off_ane", "M", _types(SORTS),
+         "topk and argsort run off the Neural Engine in Core ML practice",
+         "roboflow/rf-detr#1495; apple/coreai-torch#66; ANEForge catalogue"),
+    Rule("O6.band_part", "off_ane", "M", _types(frozenset({"band_part"})),
+         "band_part (causal-mask builder) is walled on the Neural Engine",
+         "smpanaro NOTES (Apr 4 2023); ANEForge catalogue"),
+    Rule("O8.walled", "off_ane", "M", _types(WALLED),
+         "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, logical "
+         "and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
+         "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)"),
+    Rule("S2.dynamic_shape", "cpu", "H", lambda f, t: f.dynamic,
+         "a symbolic (flexible or data-dependent) dimension keeps the op off the Neural Engine",
+         "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370"),
+    Rule("O7.dynamic_offset", "cpu", "M", _dynamic_offset,
+         "a runtime slice offset, reshape shape, tile reps, pad or permutation moves the op to "
+         "the CPU",
+         "smpanaro NOTES (Oct 25 2023)"),
+    Rule("D7.integer", "cpu", "M", _integer_work,
+         "integer tensor work (index arithmetic, casts to int32) is CPU work",
+         "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15"),
+    Rule("R3.rank", "cpu", "H", lambda f, t: f.max_rank > 5,
+         "tensors of rank 6 or more are refused by the Neural Engine",
+         "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py"),
+    Rule("O9.pow_exponent", "off_ane", "M", lambda f, t: f.op_type == "pow" and not f.const("y"),
+         "pow is native only with a constant exponent",
+         "ANEForge catalogue (pow_const); inferred for a non-constant exponent"),
+    Rule("O8.trig_chip", "off_ane", "M",
+         lambda f, t: f.op_type in ("sin", "cos") and not t.chip.trig,
+         "sin and cos need an A15-class Neural Engine (M3 family) or newer",
+         "ANEForge _op_catalog.py"),
+    Rule("O16.texture_chip", "off_ane", "M",
+         lambda f, t: f.op_type in TEXTURE and not t.chip.texture,
+         "resize, upsample, crop_resize, affine and resample need an A14-class Neural Engine "
+         "(M2 family) or newer",
+         "ANEForge catalogue; hollance/neural-engine#2"),
+    Rule("O12.argmin_chip", "off_ane", "M",
+         lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin,
+         "reduce_argmin is walled on A14-class and older Neural Engines",
+         "ANEForge catalogue; ane-guide ch.17"),
+    Rule("A3.reflect_pad_chip", "off_ane", "M", _reflect_pad,
+         "reflect and symmetric pad are walled on A13-class Neural Engines",
+         "ANEForge catalogue"),
+    Rule("O17.io_cast", "ane", "M", _io_cast,
+         "an fp16<->fp32 cast whose fp32 side is a model input or output runs with the fp16 work "
+         "next to it",
+         "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural Engine), #436 (4x4: all "
+         "on the CPU, size floor)"),
+    Rule("O17.cast_boundary", "off_ane", "M", _precision_cast,
+         "an fp16<->fp32 cast inside the program marks a precision boundary and runs with its "
+         "fp32 side",
+         "pytorch/executorch#19252 (casts on the CPU); smpanaro NOTES (CPU f32<->f16 conversion "
+         "between ANE chunks)"),
+    Rule("D1.fp32", "off_ane", "H", lambda f, t: f.fp32,
+         "an fp32-typed op never runs on the Neural Engine",
+         "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437"),
+    Rule("R1.dims", "off_ane", "H", _dims_exceeded,
+         "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is rejected "
+         "by the Neural Engine compiler",
+         "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md"),
+    Rule("R2.transpose_extent", "off_ane", "H", _transpose_extent,
+         "a transpose with an extent above 16384 (65536 on A16+) is rejected",
+         "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)"),
+    Rule("O14.conv_kernel", "off_ane", "M", _conv_kernel,
+         "conv with a kernel wider than 13 (fp16) or a non-constant weight",
+         "ane-guide ch.17; ANEForge catalogue"),
+    Rule("O15.sdpa_small", "cpu", "M", _small_sdpa,
+         "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
+         "vx-lang/Vx#437"),
+    Rule("A3.eligible", "ane", "M", _types(ANE_ELIGIBLE),
+         "an fp16 op of a Neural Engine op type within all limits",
+         "ANEForge _op_catalog.py; apple/ml-ane-transformers reference/*.py; coremltools "
+         "docs-guides"),
+    Rule("A3.unlisted", "off_ane", "L", lambda f, t: True,
+         "an op type with no evidence of Neural Engine support (custom ops included)",
+         "apple/coremltools#1278; hollance unsupported-layers.md"),
 )
+
+
+def _region(f: OpFacts, t: Target) -> bool:
+    return False                       # region rules are applied by predict, not per op
+
 
 # Rules applied by ``predict`` after the table, on whole functions and runs of ops, in this order.
 REGION_RULES: tuple[Rule, ...] = (
-    Rule("P2.gpu_region", "under ALL a large run of non-ANE ops goes to the GPU, a small one to the "
-         "CPU (the rule id of each op stays the table rule that took it off the Neural Engine)",
-         "off_ane", "M", "hollance/neural-engine unsupported-layers.md (ANE -> GPU once, ANE <-> CPU often)",
-         lambda f, t: False),
-    Rule("S1.size_floor", "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs "
-         "on the CPU: small models are CPU-placed even when every op is eligible", "cpu", "M",
+    Rule("P2.gpu_region", "off_ane", "M", _region,
+         "under ALL a large run of non-ANE ops goes to the GPU, a small one to the CPU (each op "
+         "keeps the table rule that took it off the Neural Engine)",
+         "hollance/neural-engine unsupported-layers.md (ANE -> GPU once, ANE <-> CPU often)"),
+    Rule("S1.size_floor", "cpu", "M", _region,
+         "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs on the CPU: "
+         "small models are CPU-placed even when every op is eligible",
          "vx-lang/Vx#435, #436 (single fp16 matmul: CPU at 384^3, 1.1e8 FLOPs; ANE at 512^3, "
          "2.7e8); ask-meridian.uk (2 layers x 128 wide: 0% ANE; 6 x 384: 100%); "
-         "aosama/astronomical#540", lambda f, t: False),
-    Rule("P4.small_segment", "an ANE segment with less work than the floor (4e6 FLOPs) moves to its "
-         "neighbour's device", "cpu", "L", "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; "
-         "ask-meridian.uk", lambda f, t: False),
+         "aosama/astronomical#540"),
+    Rule("P4.small_segment", "cpu", "L", _region,
+         "an ANE segment with less work than the floor (4e6 FLOPs) moves to its neighbour's "
+         "device",
+         "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; ask-meridian.uk"),
 )
 
 RULES_BY_ID: dict[str, Rule] = {r.id: r for r in (*RULES, *REGION_RULES)}
@@ -283,6 +317,7 @@ def rules_table_markdown() -> str:
     """The rules, in evaluation order, as a markdown table (rendered in docs/placement.md)."""
     rows = ["| # | rule | verdict | cert. | description | source |", "|---|---|---|---|---|---|"]
     for i, rule in enumerate((*RULES, *REGION_RULES), start=1):
-        cells = (str(i), f"`{rule.id}`", rule.verdict, rule.certainty, rule.description, rule.source)
+        cells = (str(i), f"`{rule.id}`", rule.verdict, rule.certainty, rule.description,
+                 rule.source)
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

@@ -75,7 +75,8 @@ def resolve_units(compute_units: object) -> str:
     name = getattr(compute_units, "name", compute_units)
     key = str(name).upper()
     if key not in COMPUTE_UNITS:
-        raise MilguardError(f"unknown compute units '{name}' (expected one of {', '.join(COMPUTE_UNITS)})")
+        raise MilguardError(f"unknown compute units '{name}' "
+                            f"(expected one of {', '.join(COMPUTE_UNITS)})")
     return key
 
 
