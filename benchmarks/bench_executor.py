@@ -12,8 +12,10 @@ Timed, in interleaved rounds so that load from other processes hits every config
 * ``fp16 / accumulate=fp16``: the fp16 program with blocked fp16 accumulation;
 * ``run() one-shot``: ``milguard.executor.run(program, inputs)`` (prepares on every call).
 
-Reported: median and minimum seconds per configuration, the ratio executor / torch (of medians and
-of minimums) and the maximum relative error against torch. Target: ratio within 3x.
+Reported: median and minimum wall seconds and median process CPU seconds (all threads) per
+configuration, the ratios executor / torch of each, and the maximum relative error against torch.
+The machine is shared, so wall times swing with other load; the minimum and CPU-time ratios are
+the steadier figures. Target: ratio within 3x.
 
 Run: ``python benchmarks/bench_executor.py [--rounds N]``; writes results/executor.{json,md}.
 """
@@ -63,10 +65,11 @@ def build_models() -> tuple[Any, Any, dict[str, Any]]:
     return model, x, programs
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds over all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure(rounds: int) -> dict[str, Any]:
@@ -95,18 +98,23 @@ def measure(rounds: int) -> dict[str, Any]:
         errors[key] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
     for fn in configs.values():                 # warm-up
         fn()
-    times: dict[str, list[float]] = {k: [] for k in configs}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in configs}
     load_before = os.getloadavg()
     for _ in range(rounds):
         for key, fn in configs.items():
             times[key].append(_timed(fn))
     load_after = os.getloadavg()
+
+    def stats(key: str) -> tuple[float, float, float]:
+        wall, cpu = np.array(times[key]).T
+        return float(np.median(wall)), float(np.min(wall)), float(np.median(cpu))
+
+    base = stats("torch")
     rows = []
-    base_med, base_min = float(np.median(times["torch"])), float(np.min(times["torch"]))
-    for key, ts in times.items():
-        med, mn = float(np.median(ts)), float(np.min(ts))
-        rows.append({"config": key, "median_s": med, "min_s": mn,
-                     "ratio_median": med / base_med, "ratio_min": mn / base_min,
+    for key in configs:
+        med, mn, cpu = stats(key)
+        rows.append({"config": key, "median_s": med, "min_s": mn, "median_cpu_s": cpu,
+                     "ratio_median": med / base[0], "ratio_min": mn / base[1], "ratio_cpu": cpu / base[2],
                      "max_rel_error_vs_torch": errors.get(key)})
     ops = {k: sum(1 for op in p.functions["main"].operations if op.op_type != "const") for k, p in programs.items()}
     return {
@@ -132,13 +140,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"fp16 program {result['non_const_ops']['fp16']}. {result['rounds']} interleaved rounds; "
         f"target ratio <= {result['target_ratio']:g}.",
         "",
-        "| configuration | median ms | min ms | ratio (median) | ratio (min) | max rel. error vs torch |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| configuration | median ms | min ms | median CPU ms | ratio (median) | ratio (min) | ratio (CPU) "
+        "| max rel. error vs torch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         err = "—" if r["max_rel_error_vs_torch"] is None else f"{r['max_rel_error_vs_torch']:.2e}"
         lines.append(f"| {r['config']} | {r['median_s'] * 1e3:.1f} | {r['min_s'] * 1e3:.1f} | "
-                     f"{r['ratio_median']:.2f} | {r['ratio_min']:.2f} | {err} |")
+                     f"{r['median_cpu_s'] * 1e3:.1f} | {r['ratio_median']:.2f} | {r['ratio_min']:.2f} | "
+                     f"{r['ratio_cpu']:.2f} | {err} |")
     m = result["machine"]
     lines += ["", f"Machine: {m['platform']}, {m['cpus']} CPUs (shared), Python {m['python']}, numpy {m['numpy']}, "
                   f"torch {m['torch']} ({m['torch_threads']} threads); load average before/after "
