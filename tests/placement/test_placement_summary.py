@@ -190,3 +190,30 @@ def test_summarize_is_linear_in_program_size():
         assert calls["n"] == small_calls + 4                        # one visit per added op
     finally:
         seg_module.op_facts = original
+
+
+def test_summary_invariants_hold_for_any_device_assignment():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from milguard.placement import Placement
+
+    prog = island_program(relus=3)
+    names = list(predict(prog, options=OPTS))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.sampled_from(["ane", "gpu", "cpu"]), min_size=len(names),
+                    max_size=len(names)))
+    def check(devices):
+        placements = {n: Placement(d, "X", "M") for n, d in zip(names, devices)}
+        s = summarize(prog, placements)
+        assert [op for seg in s.segments for op in seg.ops] == names          # a partition, in order
+        assert all(a.device != b.device for a, b in zip(s.segments, s.segments[1:]))
+        assert s.transitions == len(s.segments) - 1 == sum(s.transitions_by_pair.values())
+        assert sum(s.op_counts.values()) == len(names)
+        assert sum(s.flops_share.values()) == pytest.approx(1.0)
+        expected_dispatch = sum(100.0 for seg in s.segments if seg.device in ("ane", "gpu"))
+        assert s.cost_breakdown["dispatch"] == pytest.approx(expected_dispatch)
+        assert s.relative_cost == pytest.approx(sum(s.cost_breakdown.values()))
+        assert (s.crossings == 0) == (len(s.segments) == 1)
+    check()

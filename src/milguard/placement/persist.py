@@ -40,7 +40,9 @@ def attach(mlmodel: "ct.models.MLModel", *, compute_units: Any = None,
     """
     if not isinstance(mlmodel, ct.models.MLModel):
         raise MilguardError(f"attach needs an MLModel, got a {type(mlmodel).__name__}")
-    program = getattr(mlmodel, "_mil_program", None) or load(mlmodel).program
+    program = getattr(mlmodel, "_mil_program", None)
+    if program is None:                     # a model read from disk has no in-memory program
+        program = load(mlmodel).program
     recorded = getattr(program, "_milguard_placement_options", {})
     units = resolve_units(compute_units or recorded.get("compute_units", "ALL"))
     family = resolve_chip(chip or recorded.get("chip", "M1")).family

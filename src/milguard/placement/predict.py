@@ -78,8 +78,8 @@ def predict(function: Any, *, compute_units: Any = "ALL", chip: str | Chip = "M1
     rows: list[tuple[OpFacts, Rule]] = []
     inherited: dict[str, str] = {}                      # nested op name -> parent op name
     for op, parent in placed_ops(fn):
-        facts = op_facts(op)
         if parent is None:
+            facts = op_facts(op)
             rows.append((facts, first_rule(facts, target)))
         else:
             inherited[op.name] = parent.name
