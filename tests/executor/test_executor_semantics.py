@@ -8,7 +8,7 @@ import pytest
 from milguard.errors import MilguardError, UnsupportedOpError
 from milguard.executor import FP16_BLOCK, InputError, first_nonfinite, run
 from milguard.executor.table import KERNELS
-from milguard.mil import mb, types
+from milguard.mil import mb
 
 F16, F32 = np.float16, np.float32
 

@@ -1,18 +1,15 @@
 """Running a MIL function op by op: input binding, the support check, typed stores, traces."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import MilguardError, ModelError, UnsupportedOpError
 from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
-from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
 from ..mil.values import materialized
+from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
 from .table import COMPILE_TIME, KERNELS
-
-log = logging.getLogger("milguard")
 
 _NUMERIC = {"fp16", "fp32", "fp64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"}
 _VAR, _LIST, _VALUE = 0, 1, 2
