@@ -18,7 +18,9 @@ Kinds (``Finding.kind``):
   is about hardware that does not.
 
 Severity: ``error`` — certain (every value of the static interval is beyond the limit) or
-observed in calibration; ``warning`` — possible by the static bound; ``info`` — propagation.
+observed in calibration; ``warning`` — possible by the static bound, and constants holding
+±inf (usually an additive mask made of ``finfo(float32).min``: a hazard, not a failure by
+itself); ``info`` — propagation.
 ``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
 ``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
 pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.
@@ -80,7 +82,8 @@ REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_sum_square", "reduce_l1_norm"
 EPSILON_OPS = ("rsqrt", "inverse", "log", "layer_norm", "batch_norm", "instance_norm", "l2_norm")
 LOG_OPS = ("log", "reduce_log_sum")
 FLOAT_DTYPES = ("fp16", "fp32", "fp64")
-CONST_INF = "fp16 constant holds ±inf (a value beyond ±65504 was cast to fp16)"
+CONST_INF = ("fp16 constant holds ±inf (a value beyond ±65504 was cast to fp16); harmless as an "
+             "additive mask unless a whole softmax row is masked")
 
 
 @dataclass(frozen=True)
@@ -186,9 +189,7 @@ def _static_values(c: _Collector, op: Any, var: Any, wanted: Interval, typed: In
               f"receives ±inf/NaN from {src.op.name if src.op is not None else src.name}")
         return
     if op.op_type == "const":
-        certain = wanted.lo == math.inf or wanted.hi == -math.inf
-        c.add(op, var.name, "overflow", "error" if certain else "warning", wanted.maxabs, FP16_MAX,
-              CONST_INF)
+        c.add(op, var.name, "overflow", "warning", wanted.maxabs, FP16_MAX, CONST_INF)
         return
     certain = wanted.lo > FP16_MAX or wanted.hi < -FP16_MAX
     c.add(op, var.name, "overflow", "error" if certain else "warning", wanted.maxabs, FP16_MAX,
@@ -331,9 +332,12 @@ def _calibrated_values(c: _Collector, op: Any, var: Any, cal: Calibration, ins) 
     # a reference that is non-finite only because an input already is: propagation, below
     inherited = not ref.is_finite and any(_ref_nonfinite(cal, v.name) for _, v in ins)
     if fp16 and ref.maxabs > FP16_MAX and not inherited:
-        msg = (CONST_INF if op.op_type == "const" else
-               f"{op.op_type} wants values up to {_fmt(ref.maxabs)} (fp32 reference) > 65504" + confirm)
-        c.add(op, var.name, "overflow", "error", ref.maxabs, FP16_MAX, msg)
+        if op.op_type == "const":
+            c.add(op, var.name, "overflow", "warning", ref.maxabs, FP16_MAX, CONST_INF)
+        else:
+            c.add(op, var.name, "overflow", "error", ref.maxabs, FP16_MAX,
+                  f"{op.op_type} wants values up to {_fmt(ref.maxabs)} (fp32 reference) > 65504"
+                  + confirm)
         return
     ref_nan_in = any(cal.reference.get(v.name, Interval.empty()).may_nan for _, v in ins)
     if ref.may_nan and not ref_nan_in and _touches_fp16(op):

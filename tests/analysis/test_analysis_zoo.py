@@ -1,0 +1,66 @@
+"""Whole converted models: the LLaMA decoder layer of the zoo fed LLaMA2-7B massive activations
+(Sun et al., COLM 2024: ~2.6e3 on two residual channels), converted by ct.convert with the
+default fp16 pipeline and with milguard's pipeline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import milguard  # noqa: E402
+from milguard.executor import run  # noqa: E402
+from milguard.report.audit import audit  # noqa: E402
+
+RISK = {"overflow", "nan", "nonfinite"}
+
+
+@pytest.fixture(scope="module")
+def converted():
+    from milguard.zoo import MODELS, convert
+
+    entry = MODELS["llama_decoder"]
+    planted = entry.planted_inputs(0)
+    sample = {name: t.numpy().astype(np.float32) for name, t in zip(entry.input_names, planted)}
+    fp16 = convert(entry)
+    guarded = convert(entry, pass_pipeline=milguard.pipeline())
+    return entry, sample, fp16, guarded
+
+
+@pytest.mark.slow
+def test_default_fp16_conversion_flags_every_nonfinite_op_with_its_module(converted):
+    entry, sample, fp16, _ = converted
+    prog = fp16._mil_program                      # in memory: ops still carry their torch scopes
+    rep = audit(prog, calibration=sample)
+    with np.errstate(all="ignore"):
+        trace = run(prog, sample, trace=True)
+    fn = prog.functions["main"]
+    producer = {v.name: op.name for op in fn.operations for v in op.outputs}
+    nonfinite = {producer[k] for k, v in trace.items()
+                 if k in producer and np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()}
+    assert nonfinite, "the planted magnitudes must overflow the default fp16 conversion"
+    cal = [f for f in rep.findings if f.source == "calibration"]
+    flagged = {f.op for f in cal if f.kind in RISK}
+    assert nonfinite <= flagged
+    assert len(flagged - nonfinite) <= 2
+    roots = [f for f in cal if f.severity == "error" and f.kind == "overflow"]
+    # pow, reduce_mean and add of the three RMSNorms (input, post-attention, final)
+    assert len(roots) == 9 and {f.op_type for f in roots} == {"pow", "reduce_mean", "add"}
+    assert all(f.covered_by == "milguard::keep_fp32_rms_norm" for f in roots)
+    assert {f.module for f in roots} == {"input_layernorm", "post_attention_layernorm", "norm"}
+    # coremltools 9.0 casts the finfo(float32).min causal mask to -inf: reported, as a warning
+    mask = [f for f in cal if f.op_type == "const"]
+    assert mask and all(f.severity == "warning" for f in mask)
+    ranged = audit(prog, {"hidden_states": (-3000.0, 3000.0)})
+    assert {f.op for f in roots} <= {f.op for f in ranged.findings if f.kind in RISK}
+
+
+@pytest.mark.slow
+def test_findings_disappear_once_milguard_keeps_the_norms_fp32(converted):
+    entry, sample, fp16, guarded = converted
+    rep = audit(guarded._mil_program, calibration=sample)
+    cal = [f for f in rep.findings if f.source == "calibration" and f.kind in RISK]
+    assert not [f for f in cal if f.covered_by or f.severity == "error"], [(f.op, f.kind) for f in cal]
+    assert {f.module for f in cal} <= {"self_attn"}          # only the -inf mask remains
+    patterns = rep.to_dict()["patterns"]
+    assert any(p["kind"] == "rms_norm" and p["precision"] == "fp32" for p in patterns)
