@@ -285,3 +285,55 @@ def test_tiny_decoder_lm_with_embeddings_rotary_and_causal_mask_matches_torch():
     got = list(run(mlmodel, {"ids": ids.numpy()}).values())[0]
     assert _relative_error(got, want) < 1e-4
     assert {"gather", "concat", "slice_by_index", "select", "split"} <= _op_types(mlmodel)
+
+
+class Resizes(nn.Module):
+    """The interpolate variants image encoders and decoders use, at integer and fractional scales."""
+
+    def forward(self, x):
+        outs = [F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=False),
+                F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=True),
+                F.interpolate(x, scale_factor=2, mode="nearest"),
+                F.interpolate(x, size=(8, 12), mode="nearest"),
+                F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=False)]
+        return tuple(outs)
+
+
+class WindowedRelPosAttention(nn.Module):
+    """SAM-style: pad to whole windows, window partition, decomposed relative positions via einsum."""
+
+    def __init__(self, dim: int = 16, window: int = 4):
+        super().__init__()
+        self.window = window
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.rel_h = nn.Parameter(torch.randn(window, window, dim) * 0.1)
+        self.rel_w = nn.Parameter(torch.randn(window, window, dim) * 0.1)
+
+    def forward(self, x):                                                   # x: B, H, W, C
+        b, h, w, c = x.shape
+        s = self.window
+        x = F.pad(x, (0, 0, 0, (-w) % s, 0, (-h) % s))
+        hp, wp = x.shape[1], x.shape[2]
+        win = x.reshape(b, hp // s, s, wp // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s, s, c)
+        q, k, v = self.qkv(win).reshape(-1, s * s, 3, c).unbind(2)
+        attn = (q * c ** -0.5) @ k.transpose(-2, -1)
+        r_q = q.reshape(-1, s, s, c)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, self.rel_h)
+        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, self.rel_w)
+        attn = (attn.reshape(-1, s, s, s, s) + rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(-1, s * s, s * s)
+        out = (attn.softmax(-1) @ v).reshape(b, hp // s, wp // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        return out[:, :h, :w]
+
+
+@pytest.mark.slow
+def test_interpolate_variants_match_torch():
+    torch.manual_seed(7)
+    mlmodel = _check_fp32(Resizes(), (torch.randn(1, 2, 4, 6),), ("x",))
+    assert {"upsample_bilinear", "upsample_nearest_neighbor"} & _op_types(mlmodel)
+
+
+@pytest.mark.slow
+def test_sam_style_windowed_attention_with_relative_positions_matches_torch():
+    torch.manual_seed(8)
+    mlmodel = _check_fp32(WindowedRelPosAttention().eval(), (torch.randn(1, 6, 7, 16),), ("x",))
+    assert "pad" in _op_types(mlmodel)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import coremltools as ct
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from milguard.errors import MilguardError, UnsupportedOpError
 from milguard.executor import FP16_BLOCK, InputError, first_nonfinite, run
 from milguard.executor.table import KERNELS
-from milguard.mil import mb
+from milguard.mil import mb, types
 
 F16, F32 = np.float16, np.float32
 
@@ -248,3 +250,32 @@ def test_fp16_accumulation_in_batched_matmul_broadcasts_like_matmul(program_of, 
     flat_a, flat_b = a2.reshape(-1, a.shape[-1]).astype(np.float64), b2.reshape(-1, a.shape[-1]).astype(np.float64)
     ref = np.array([_blocked_reference(x * y) for x, y in zip(flat_a, flat_b)]).reshape(got.shape)
     np.testing.assert_array_equal(got, ref)
+
+
+def test_native_fp16_layer_norm_is_safe_only_with_wide_accumulation(program_of):
+    """layer_norm over values around 300: the squares (9e4) exceed 65504 only when accumulated in fp16."""
+    x = (300 + np.random.default_rng(9).normal(size=(2, 64)) * 300).astype(F16)
+    prog = program_of(lambda a: mb.layer_norm(x=a, axes=[-1], epsilon=np.float16(1e-5)), [x])
+    wide_acc = list(run(prog, {"x0": x}).values())[0]
+    narrow = list(run(prog, {"x0": x}, accumulate="fp16").values())[0]
+    xf = x.astype(np.float64)
+    want = (xf - xf.mean(-1, keepdims=True)) / np.sqrt(xf.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(wide_acc.astype(np.float64), want, atol=5e-3)
+    assert np.all(narrow == 0)                  # variance inf -> d / inf = 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3), data=st.data())
+def test_reductions_round_once_from_fp32_accumulation(shape, data):
+    from milguard.mil import Function, Program
+    rank = len(shape)
+    axes = data.draw(st.lists(st.integers(-rank, rank - 1), min_size=1, max_size=rank, unique_by=lambda a: a % rank))
+    x = np.random.default_rng(len(shape)).normal(size=shape).astype(F16)
+    prog = Program()
+    with Function({"x": mb.placeholder(shape=x.shape, dtype=types.fp16)}, opset_version=ct.target.iOS17) as fn:
+        fn.set_outputs([mb.reduce_sum(x=fn.inputs["x"], axes=axes, keep_dims=True)])
+        prog.add_function("main", fn)
+    got = list(run(prog, {"x": x}).values())[0]
+    want = np.sum(x.astype(np.float64), axis=tuple(a % rank for a in axes), keepdims=True)
+    assert got.dtype == F16 and got.shape == want.shape
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-3, atol=1e-3)
