@@ -4,11 +4,22 @@ Importing milguard registers its passes with coremltools' pass registry.
 """
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import Any
 
-from . import registered as _registered  # noqa: F401  (registers milguard::* passes)
-from .errors import MilguardError, ModelError, UnsupportedOpError
+
+class _NoNativeProxyNoise(logging.Filter):
+    """coremltools warns once per missing native proxy on import; on Linux they are always missing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to load _ML")
+
+
+logging.getLogger("coremltools").addFilter(_NoNativeProxyNoise())
+
+from . import registered as _registered  # noqa: E402,F401  (registers milguard::* passes)
+from .errors import MilguardError, ModelError, UnsupportedOpError  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -5,6 +5,8 @@ from importlib import import_module
 
 _PASS_MODULES: tuple[str, ...] = (
     "milguard.precision",
+    "milguard.analysis.check_pass",
+    "milguard.placement.annotate_pass",
 )
 
 for _name in _PASS_MODULES:

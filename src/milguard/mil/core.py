@@ -1,13 +1,9 @@
 """Read-only views of MIL programs: dtypes, constants, op inputs, nested blocks, provenance."""
 from __future__ import annotations
 
-import logging
 from typing import Iterator
 
 import numpy as np
-
-# coremltools logs one line per missing native proxy on Linux; they are expected there.
-logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 from coremltools.converters.mil.mil import Block, Builder as mb, Function, Operation, Program, Var, types  # noqa: E402
 from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass  # noqa: E402
