@@ -1,0 +1,321 @@
+"""The ``milguard`` command: ``milguard audit MODEL`` and ``milguard fix MODEL -o OUT``.
+
+Exit codes (:data:`EXIT`): 0 — done, no finding reaches ``--fail-on``; 1 — findings reach
+``--fail-on`` (levels in :mod:`milguard.testing`); 2 — bad input (a model that cannot be read,
+a bad option, a calibration file that is not an npz, an op the executor cannot run, an output
+that exists): one line on stderr, no traceback (``--debug`` shows it), nothing written;
+3 — an internal error (a bug: please report it with the ``--debug`` traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .errors import MilguardError, ModelError
+from .progress import Progress
+
+EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
+FAIL_ON_CHOICES = ("never", "overflow", "any")
+log = logging.getLogger("milguard")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:            # argparse: usage errors (2), --help (0)
+        return exc.code if isinstance(exc.code, int) else EXIT["bad_input"]
+    _quiet(args.debug)
+    try:
+        return args.run(args)
+    except (MilguardError, OSError) as exc:
+        if args.debug:
+            raise
+        _error(_one_line(exc))
+        return EXIT["bad_input"]
+    except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback without --debug
+        if args.debug:
+            raise
+        _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); rerun with --debug for the traceback")
+        return EXIT["internal"]
+
+
+# ---- commands --------------------------------------------------------------------------------
+
+def _audit(args: argparse.Namespace) -> int:
+    from .report import text
+
+    progress = Progress(force=args.progress)
+    model = _model_path(args.model)
+    outputs = _check_report_outputs(args)
+    with progress.step(f"loading {model}"):
+        fn = _function(model, args.function, args.debug)
+    ranges = _input_ranges(args.input_range, fn)
+    samples = _calibration(args.calibration, fn)
+    report = _run_audit(progress, model, ranges, samples, args)
+    d = report.to_dict()
+    _write_reports(report, outputs, progress)
+    if args.json != "-":
+        sys.stdout.write(text.render(d))
+    return _gate(d, args.fail_on)
+
+
+def _fix(args: argparse.Namespace) -> int:
+    from .actions.repair import METADATA_KEY, keep_fp32
+    from .report import text
+
+    progress = Progress(force=args.progress)
+    model = _model_path(args.model)
+    out = _fix_output(args.output, model)
+    outputs = _check_report_outputs(args)
+    with progress.step(f"loading {model}"):
+        fn = _function(model, args.function, args.debug)
+    ranges = _input_ranges(args.input_range, fn)
+    samples = _calibration(args.calibration, fn)
+    options = {"scope": args.scope, "families": _split(args.families), "exclude": _split(args.exclude),
+               "keep_native": args.keep_native, "input_ranges": ranges or None}
+    from .actions.options import Options
+    Options.make(**options)              # reject bad options before any work
+    before = _run_audit(progress, model, ranges, samples, args).to_dict()
+    with progress.step(f"keeping regions fp32 and writing {out}"), _silenced(args.debug):
+        fixed = keep_fp32(str(model), output=out, **options)
+    after_report = _run_audit(progress, out, ranges, samples, args)
+    after = after_report.to_dict()
+    _write_reports(after_report, outputs, progress)
+    import json
+    islands = json.loads(fixed.user_defined_metadata.get(METADATA_KEY, "[]") or "[]")
+    if args.json != "-":
+        sys.stdout.write(text.render(before, title="before") + "\n" + text.render(after, title="after")
+                         + "\n" + text.compare(before, after) + "\n\n"
+                         + f"wrote {out}: {len(islands)} region{'s' * (len(islands) != 1)} kept fp32\n")
+    return _gate(after, args.fail_on)
+
+
+def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args: argparse.Namespace) -> Any:
+    from .report.audit import audit
+
+    what = f"auditing {model}" + (f" (calibrating on {len(samples)} sample{'s' * (len(samples) != 1)})"
+                                  if samples else "")
+    with progress.step(what), _silenced(args.debug):
+        return audit(str(model), ranges or None, samples, function=args.function,
+                     ane_limits=args.ane_limits, compute_units=args.compute_units)
+
+
+def _gate(d: dict, fail_on: str) -> int:
+    from .testing import failing
+
+    bad = failing(d["findings"], fail_on)
+    if bad:
+        _error(f"{len(bad)} finding{'s' * (len(bad) != 1)} reach --fail-on {fail_on}", prefix="milguard")
+        return EXIT["findings"]
+    return EXIT["ok"]
+
+
+# ---- input checks ----------------------------------------------------------------------------
+
+def _model_path(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or directory")
+    return path
+
+
+def _function(model: Path, function: str, debug: bool) -> Any:
+    """Load once to validate the model (load's one-line errors) and return the function."""
+    from .mil import load
+
+    with _silenced(debug):
+        program = load(str(model)).program
+    if function not in program.functions:
+        raise ModelError(f"{model}: no function '{function}' (has {', '.join(sorted(program.functions))})")
+    return program.functions[function]
+
+
+def _input_ranges(values: Sequence[str] | None, fn: Any) -> dict[str, tuple[float, float]]:
+    from .actions.options import parse_ranges
+
+    ranges: dict[str, tuple[float, float]] = {}
+    for value in values or ():
+        if "=" not in value or ":" not in value.partition("=")[2]:
+            raise MilguardError(f"bad --input-range '{value}': expected NAME=LO:HI, e.g. x=-30:30")
+        for name, lo, hi in parse_ranges(value):
+            if name not in fn.inputs:
+                raise MilguardError(f"bad --input-range '{value}': the model has no input '{name}' "
+                                    f"(inputs: {', '.join(fn.inputs)})")
+            ranges[name] = (lo, hi)
+    return ranges
+
+
+def _calibration(paths: Sequence[str] | None, fn: Any) -> list[dict[str, Any]] | None:
+    """Read every npz now (one-line errors before any work) and check it feeds every input."""
+    from .analysis.calibrate import load_samples
+
+    if not paths:
+        return None
+    samples = []
+    for path in paths:
+        sample = load_samples(path)[0]
+        missing = [n for n in fn.inputs if n not in sample]
+        if missing:
+            raise ModelError(f"{path}: calibration file has no array for input(s) {', '.join(missing)} "
+                             f"(has {', '.join(sample) or 'none'})")
+        samples.append(sample)
+    return samples
+
+
+def _fix_output(value: str, model: Path) -> Path:
+    out = Path(value)
+    if out.exists():
+        raise ModelError(f"{out}: already exists; milguard never overwrites a model")
+    if out.suffix != ".mlpackage":
+        raise ModelError(f"{out}: the output must end in .mlpackage")
+    if not out.resolve().parent.is_dir():
+        raise ModelError(f"{out}: the folder {out.parent} does not exist")
+    return out
+
+
+def _check_report_outputs(args: argparse.Namespace) -> dict[str, Path | str]:
+    outputs: dict[str, Path | str] = {}
+    for kind in ("json", "html"):
+        value = getattr(args, kind)
+        if value is None:
+            continue
+        if value == "-" and kind == "json":
+            outputs[kind] = "-"
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise MilguardError(f"{path}: is a folder; --{kind} takes a file name")
+        if not path.resolve().parent.is_dir():
+            raise MilguardError(f"{path}: the folder {path.parent} does not exist")
+        outputs[kind] = path
+    return outputs
+
+
+def _write_reports(report: Any, outputs: dict[str, Path | str], progress: Progress) -> None:
+    for kind, target in outputs.items():
+        content = report.to_json() + "\n" if kind == "json" else report.to_html()
+        if target == "-":
+            sys.stdout.write(content)
+            continue
+        with progress.step(f"writing {target}"):
+            _atomic_write(Path(target), content)
+
+
+def _atomic_write(path: Path, content: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _split(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(s.strip() for v in values for s in v.split(",") if s.strip())
+
+
+# ---- plumbing --------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    from .placement.target import COMPUTE_UNITS
+
+    ap = argparse.ArgumentParser(prog="milguard", description="Audit and repair fp16 Core ML programs.",
+                                 epilog="Exit codes: 0 ok, 1 findings reach --fail-on, 2 bad input, "
+                                        "3 internal error.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{audit,fix}")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", metavar="MODEL", help="an ML program: .mlpackage or .mlmodel")
+        p.add_argument("--input-range", action="append", metavar="NAME=LO:HI",
+                       help="value range of an input for the static analysis (default -1:1); repeatable")
+        p.add_argument("--calibration", action="append", metavar="FILE.npz",
+                       help="one sample: an .npz with an array per input; repeatable")
+        p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout, no summary)")
+        p.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML page")
+        p.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="never",
+                       help="exit 1 when findings reach this level: overflow = overflow/NaN findings of "
+                            "severity error or warning; any = any error or warning (default: never)")
+        p.add_argument("--ane-limits", action="store_true",
+                       help="also check the Neural Engine's lower value limits (matmul 32752, ...)")
+        p.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS,
+                       help="compute units for the expected placement (default ALL)")
+        p.add_argument("--function", default="main", help="the function to audit (default main)")
+        p.add_argument("--progress", action="store_true",
+                       help="show progress on stderr even when it is not a terminal")
+        p.add_argument("--debug", action="store_true", help="show tracebacks and coremltools' messages")
+
+    audit = sub.add_parser("audit", help="report patterns, fp16 findings and expected placement",
+                           description="Report patterns and their precision, fp16 overflow/underflow "
+                                       "findings and the expected placement of an ML program.")
+    common(audit)
+    audit.set_defaults(run=_audit)
+
+    fix = sub.add_parser("fix", help="write a new package with fp32 islands",
+                         description="Keep the LayerNorm / RMSNorm / softmax regions of an fp16 ML "
+                                     "program in fp32 and write a new package; audit before and after.")
+    common(fix)
+    fix.add_argument("-o", "--output", required=True, metavar="OUT.mlpackage",
+                     help="the new package (must not exist)")
+    fix.add_argument("--scope", choices=("region", "core"), default="region",
+                     help="keep whole regions fp32, or only their overflow-prone core")
+    fix.add_argument("--families", action="append", metavar="F[,F]",
+                     help="pattern families to keep fp32: layer_norm, rms_norm, softmax (default all)")
+    fix.add_argument("--exclude", action="append", metavar="GLOB",
+                     help="leave regions whose op names or torch module match this glob fp16; repeatable")
+    fix.add_argument("--keep-native", choices=("at_risk", "never", "always"), default="at_risk",
+                     help="native layer_norm/softmax ops: keep fp32 when at risk (default), never, always")
+    fix.set_defaults(run=_fix)
+    return ap
+
+
+def _quiet(debug: bool) -> None:
+    """Keep coremltools' informational warnings out of the CLI's stderr (``--debug`` keeps them)."""
+    if debug:
+        logging.basicConfig(level=logging.INFO)
+        return
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="coremltools")
+
+
+@contextlib.contextmanager
+def _silenced(debug: bool) -> Iterator[None]:
+    """Swallow coremltools' pass-pipeline progress bars (written to stderr) unless ``debug``."""
+    if debug:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def _error(message: str, prefix: str = "milguard: error") -> None:
+    sys.stderr.write(f"{prefix}: {message}\n")
+    sys.stderr.flush()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,132 @@
+"""The terminal summary of an audit: patterns and their precision, findings by severity, placement.
+
+``render(report_dict)`` reads the dict of ``AuditReport.to_dict()`` (schema in
+:mod:`milguard.report.audit`) and returns plain text (no colour codes, so it reads the same in a
+CI log). ``compare(before, after)`` is the short before/after table ``milguard fix`` prints.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+SEVERITY_ORDER = ("error", "warning", "info")
+MAX_FINDINGS = 40          # rows of error/warning findings shown; the rest are counted
+MAX_SEGMENTS = 12
+
+
+def render(d: Mapping[str, Any], *, max_findings: int = MAX_FINDINGS, title: str = "milguard audit") -> str:
+    """The summary of one audit as text."""
+    parts = [_header(d, title), _patterns(d), _findings(d, max_findings), _placement(d)]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """Counts before and after a repair: ops by precision, findings by severity and kind."""
+    def counts(d: Mapping[str, Any]) -> dict[str, int]:
+        s = d["summary"]
+        by_sev, by_kind = s["findings"]["by_severity"], s["findings"]["by_kind"]
+        gating = [f for f in d["findings"] if f["severity"] in ("error", "warning")]
+        return {"fp16 ops": s["fp16_ops"], "fp32 ops": s["fp32_ops"],
+                **{f"{k} findings": by_sev.get(k, 0) for k in SEVERITY_ORDER},
+                **{f"  {k} (error/warning)": sum(f["kind"] == k for f in gating)
+                   for k in sorted(set(by_kind))},
+                "transitions": ((d.get("placement") or {}).get("summary") or {}).get("transitions", 0)}
+
+    b, a = counts(before), counts(after)
+    rows = [(name, str(b.get(name, 0)), str(a.get(name, 0))) for name in dict.fromkeys([*b, *a])
+            if not name.startswith("  ") or b.get(name, 0) or a.get(name, 0)]
+    return "\n".join(table(rows, ("", "before", "after")))
+
+
+# ---- sections ------------------------------------------------------------------------------
+
+def _header(d: Mapping[str, Any], title: str) -> str:
+    s, opts = d["summary"], d["options"]
+    ranges = ", ".join(f"{n}=[{_num(lo)}, {_num(hi)}]" for n, (lo, hi) in opts["input_ranges"].items())
+    samples = opts.get("calibration_samples")
+    cal = f"{samples} calibration sample{'s' if samples != 1 else ''}" if samples else "no calibration"
+    lines = [f"{title}: {d['model']} (function {d['function']})",
+             f"  {s['ops']} ops: {s['fp16_ops']} fp16, {s['fp32_ops']} fp32, {s['other_ops']} other",
+             f"  input ranges: {ranges or '-'}; {cal}"]
+    if s.get("unknown_ops"):
+        types = sorted({u["op_type"] for u in d.get("unknown_ops", [])})
+        lines.append(f"  {s['unknown_ops']} ops without a range rule ({', '.join(types)}): "
+                     "static bounds after them are unbounded")
+    return "\n".join(lines)
+
+
+def _patterns(d: Mapping[str, Any]) -> str:
+    pats = d["patterns"]
+    if not pats:
+        return "Patterns: none found"
+    rows = [(p["kind"], p["variant"], p["precision"], str(len(p["ops"])), p["ops"][0] if p["ops"] else "-",
+             p.get("module") or "-") for p in pats]
+    return "\n".join([f"Patterns ({len(pats)}): region precision", *table(
+        rows, ("kind", "variant", "precision", "ops", "first op", "module"), indent=2)])
+
+
+def _findings(d: Mapping[str, Any], max_findings: int) -> str:
+    items = d["findings"]
+    by_sev = d["summary"]["findings"]["by_severity"]
+    head = "Findings: " + (", ".join(f"{by_sev.get(s, 0)} {s}" for s in SEVERITY_ORDER) if items else "none")
+    shown = sorted((f for f in items if f["severity"] != "info"),
+                   key=lambda f: SEVERITY_ORDER.index(f["severity"]))
+    if not shown:
+        return head
+    rows = [(f["severity"], f["kind"], f["op"], f["op_type"], f.get("module") or "-", f["source"],
+             _short_pass(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
+    lines = [head, *table(rows, ("severity", "kind", "op", "type", "module", "source", "fix", "message"),
+                          indent=2)]
+    if len(shown) > max_findings:
+        lines.append(f"  ... and {len(shown) - max_findings} more error/warning findings (see --json or --html)")
+    if by_sev.get("info"):
+        lines.append(f"  {by_sev['info']} info findings (inf/NaN passed on from the causes above) "
+                     "are listed in --json and --html")
+    lines.append("  fix: the milguard pass that keeps the op fp32 (milguard fix MODEL -o OUT)")
+    return "\n".join(lines)
+
+
+def _placement(d: Mapping[str, Any]) -> str:
+    placement = d.get("placement")
+    if not placement:
+        return "Expected placement: not available"
+    s = placement["summary"]
+    segs = s["segments"]
+    chain = " -> ".join(f"{g['device']} ({len(g['ops'])} ops)" for g in segs[:MAX_SEGMENTS])
+    if len(segs) > MAX_SEGMENTS:
+        chain += f" -> ... ({len(segs) - MAX_SEGMENTS} more)"
+    pairs = ", ".join(f"{k} {v}" for k, v in sorted(s.get("transitions_by_pair", {}).items()))
+    share = ", ".join(f"{dev} {100 * v:.0f}%" for dev, v in s["flops_share"].items())
+    return "\n".join([
+        f"Expected placement (compute units {d['options']['compute_units']}; a static prediction):",
+        f"  segments ({s['segment_count']}): {chain or '-'}",
+        f"  transitions: {s['transitions']}" + (f" ({pairs})" if pairs else "")
+        + f"; fp32 islands: {s['fp32_islands']}",
+        f"  FLOP share: {share}; relative cost {s['relative_cost']:.4g} ({s['relative_cost_unit']})",
+    ])
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+def table(rows: Iterable[Sequence[str]], headers: Sequence[str], indent: int = 0) -> list[str]:
+    """Left-aligned columns; the last column is not padded."""
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    pad = " " * indent
+
+    def line(cells: Sequence[str]) -> str:
+        body = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths[:-1]))
+        return (pad + body + "  " + cells[-1]).rstrip() if len(cells) > 1 else pad + cells[0]
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def _short_pass(name: str | None) -> str:
+    return name.split("::keep_fp32_")[-1] if name else "-"
+
+
+def _num(x: Any) -> str:
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:g}"

@@ -1,0 +1,80 @@
+"""fp16 checks for your own test suite, and the ``--fail-on`` levels the CLI gates on.
+
+    from milguard.testing import assert_fp16_safe
+
+    def test_model_is_fp16_safe():
+        assert_fp16_safe("model.mlpackage", input_ranges={"x": (-30, 30)}, calibration="batch.npz")
+
+Fail-on levels (:data:`FAIL_ON`), applied to the findings of :func:`milguard.audit`:
+
+* ``overflow`` — a finding of kind ``overflow`` or ``nan`` with severity ``error`` or
+  ``warning``: an fp16 value may exceed ±65504 (stored as ±inf) or an op may create NaN
+  itself. ``nonfinite`` findings (severity ``info``: inf/NaN passed on from upstream) do not
+  count: their root cause is reported as its own finding.
+* ``any`` — any finding of severity ``error`` or ``warning``, of any kind (underflow of an
+  epsilon, fp16 accumulation of long sums included).
+* ``never`` — nothing fails.
+
+``info`` findings never fail.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+GATING_SEVERITIES = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class FailOn:
+    kinds: tuple[str, ...] | None        # None: every kind
+    severities: tuple[str, ...]
+
+    def reached_by(self, finding: Mapping[str, Any]) -> bool:
+        return finding["severity"] in self.severities and \
+            (self.kinds is None or finding["kind"] in self.kinds)
+
+
+FAIL_ON: dict[str, FailOn] = {
+    "overflow": FailOn(kinds=("overflow", "nan"), severities=GATING_SEVERITIES),
+    "any": FailOn(kinds=None, severities=GATING_SEVERITIES),
+    "never": FailOn(kinds=(), severities=()),
+}
+
+
+def failing(findings: Iterable[Mapping[str, Any]], fail_on: str) -> list[Mapping[str, Any]]:
+    """The findings (dicts of the audit schema) that reach the level ``fail_on``."""
+    if fail_on not in FAIL_ON:
+        from .errors import MilguardError
+        raise MilguardError(f"fail_on must be one of {', '.join(FAIL_ON)}, got '{fail_on}'")
+    level = FAIL_ON[fail_on]
+    return [f for f in findings if level.reached_by(f)]
+
+
+def describe(finding: Mapping[str, Any]) -> str:
+    """One line: severity, kind, op (type), module, message."""
+    module = f" [{finding['module']}]" if finding.get("module") else ""
+    return (f"{finding['severity']} {finding['kind']} at {finding['op']} ({finding['op_type']}){module}: "
+            f"{finding['message']} ({finding['source']})")
+
+
+def assert_fp16_safe(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None,
+                     calibration: Any = None, fail_on: str = "overflow", **audit_options: Any) -> Any:
+    """Audit ``model`` and raise ``AssertionError`` listing every finding that reaches ``fail_on``.
+
+    ``model``: Program, MLModel or ``.mlpackage`` path; ``input_ranges`` and ``calibration`` as for
+    :func:`milguard.audit` (so are ``audit_options``: function, ane_limits, compute_units).
+    Returns the :class:`~milguard.report.audit.AuditReport` when the model passes.
+    """
+    from .report.audit import audit
+
+    if fail_on not in FAIL_ON:          # reject a bad level before the (slow) audit
+        failing((), fail_on)
+    report = audit(model, input_ranges, calibration, **audit_options)
+    data = report.to_dict()
+    bad = failing(data["findings"], fail_on)
+    if bad:
+        lines = "\n".join(f"  - {describe(f)}" for f in bad)
+        raise AssertionError(f"{data['model']} is not fp16-safe: {len(bad)} finding(s) reach "
+                             f"fail_on='{fail_on}':\n{lines}")
+    return report
