@@ -146,3 +146,14 @@ def test_convert_takes_input_types_and_converter_options():
     assert dtype_name(fp32_in.inputs[entry.input_names[0]]) == "fp32"
     ios16 = convert(entry, minimum_deployment_target=ct.target.iOS16)
     assert ios16.get_spec().specificationVersion == 7
+
+
+def test_planting_refuses_a_target_below_the_unplanted_input():
+    from dataclasses import replace
+
+    from milguard.zoo.planting import plant
+
+    entry = MODELS[EXAMPLE]
+    tiny = replace(entry.scenario, magnitude=0.5)      # N(0, 1) inputs already exceed 0.5
+    with pytest.raises(ValueError, match="already reaches"):
+        plant(entry.build(0), entry.example_inputs(0), tiny)
