@@ -80,11 +80,14 @@ class Interval:
             return cls.empty()
         if arr.dtype.kind not in "fiu":
             return cls.top()
-        arr = arr.astype(np.float64)
-        nan = bool(np.isnan(arr).any())
-        if nan and np.isnan(arr).all():
-            return cls.nan_only()
-        return cls(float(np.nanmin(arr)), float(np.nanmax(arr)), nan)
+        if arr.dtype == np.float16:            # numpy reduces fp16 slowly; fp32 holds it exactly
+            arr = arr.astype(np.float32)
+        lo, hi = arr.min(), arr.max()          # NaN wins in min/max: then look again
+        if arr.dtype.kind == "f" and (np.isnan(lo) or np.isnan(hi)):
+            if np.isnan(arr).all():
+                return cls.nan_only()
+            return cls(float(np.nanmin(arr)), float(np.nanmax(arr)), True)
+        return cls(float(lo), float(hi))
 
     # ---- predicates -----------------------------------------------------------------------
     @property

@@ -766,8 +766,9 @@ def _columns(x: Interval, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``P_j·hi + N_j·lo`` and ``P_j·lo + N_j·hi`` with P_j, N_j the sums of the positive and the
     negative entries of column j.
     """
-    pos = np.clip(w, 0, None).sum(0)
-    neg = np.clip(w, None, 0).sum(0)
+    w = np.asarray(w, np.float32 if np.asarray(w).dtype == np.float16 else None)
+    total, mag = w.sum(0, dtype=np.float64), np.abs(w).sum(0, dtype=np.float64)
+    pos, neg = (total + mag) / 2, (total - mag) / 2
     with np.errstate(invalid="ignore", over="ignore"):
         hi = _masked(pos, x.hi) + _masked(neg, x.lo)
         lo = _masked(pos, x.lo) + _masked(neg, x.hi)
@@ -785,12 +786,12 @@ def _dot_const(x: Interval, w: np.ndarray, u: float, bias=None) -> Interval:
     """Hull over columns j of Σ_k W[k, j]·x_k (+ bias_j), widened by the accumulation error."""
     if x.is_empty:
         return x
-    w = np.asarray(w, np.float64)
+    w = np.asarray(w, np.float32 if np.asarray(w).dtype == np.float16 else None)
     lo, hi = _columns(x, w)
     if bias is not None:
         b = np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), lo.shape)
         lo, hi = lo + b, hi + b
-    abs_sum = float(np.abs(w).sum(0).max(initial=0.0)) * x.maxabs
+    abs_sum = float(np.abs(w).sum(0, dtype=np.float64).max(initial=0.0)) * x.maxabs
     nan = x.may_nan or (x.has_inf and w.shape[0] > 0)
     out = Interval(float(lo.min(initial=INF)), float(hi.max(initial=-INF)), nan)
     return _acc(out, w.shape[0], abs_sum, u)
@@ -805,7 +806,7 @@ def _dot_var(x: Interval, y: Interval, k: float, u: float) -> Interval:
 
 def _as_kn(w: np.ndarray, contract_first: bool) -> np.ndarray:
     """Reshape a constant operand to (K, columns): K contracted, every other axis a column."""
-    w = np.asarray(w, np.float64)
+    w = np.asarray(w)
     if w.ndim == 1:
         return w.reshape(-1, 1)
     axis = -2 if contract_first else -1
@@ -836,7 +837,7 @@ def _linear(op, ctx):
         k = op.weight.shape[-1]
         out = _dot_var(x, ctx.r(op.weight), float(k) if isinstance(k, int) else INF, ctx.u(op))
         return out if bias is None else out + ctx.r(bias)
-    w = np.asarray(w, np.float64)
+    w = np.asarray(w)
     b = ctx.val(bias)
     if b is None and bias is not None:
         return _dot_const(x, w.reshape(w.shape[0], -1).T, ctx.u(op)) + ctx.r(bias)
@@ -853,7 +854,7 @@ def _conv(op, ctx):
         k = float(np.prod([d for d in op.weight.shape[1:] if isinstance(d, int)]))
         out = _dot_var(x, ctx.r(op.weight), k, u)
     else:
-        w = np.asarray(w, np.float64)
+        w = np.asarray(w)
         if op.op_type == "conv_transpose":       # (C_in, C_out/g, k...) -> columns per C_out
             w = np.moveaxis(w, 1, 0)
         b = ctx.val(_p(op, "bias"))
