@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from milguard.errors import MilguardError
 from milguard.zoo import EXAMPLE, FP16_MAX, FP16_SQUARE_LIMIT, MODELS, SCENARIOS, convert
 from milguard.zoo.layers import GemmaRMSNorm, LayerNorm, LayerNorm2d, LlamaRMSNorm, T5LayerNorm
 
@@ -155,5 +156,5 @@ def test_planting_refuses_a_target_below_the_unplanted_input():
 
     entry = MODELS[EXAMPLE]
     tiny = replace(entry.scenario, magnitude=0.5)      # N(0, 1) inputs already exceed 0.5
-    with pytest.raises(ValueError, match="already reaches"):
+    with pytest.raises(MilguardError, match="already reaches"):
         plant(entry.build(0), entry.example_inputs(0), tiny)

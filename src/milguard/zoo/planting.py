@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import MilguardError
 from .magnitudes import Scenario
 
 
@@ -76,7 +77,7 @@ def _solve_max_abs(a: np.ndarray, b: np.ndarray, target: float) -> float:
         return float(np.abs(a * v + b).max())
 
     if f(0.0) >= target:
-        raise ValueError(f"the unplanted input already reaches {f(0.0):.3g} >= {target:.3g}")
+        raise MilguardError(f"the unplanted input already reaches {f(0.0):.3g} >= {target:.3g}")
     lo, hi = 0.0, 1.0
     while f(hi) < target:
         lo, hi = hi, hi * 2.0
