@@ -110,7 +110,7 @@ def test_islands_add_a_dispatch_and_three_switches_and_fp32_costs_more_than_fp16
     """Relative costs (µs-scale): fp16 357, islands 1112, fp32 on the GPU 536. On this one
     0.6-GFLOP layer the three 200 µs switches dominate, so the model ranks the islands below
     fp32. The switch constant (ANEForge's 150-300 µs per cut) is the least certain input: a
-    published SAM-encoder measurement (fp16 12.19 ms, pow→sqrt kept fp32 12.63 ms, fp32 36.05
+    published vision-encoder measurement (fp16 12.19 ms, pow→sqrt kept fp32 12.63 ms, fp32 36.05
     ms) implies cheaper switches; calibrate it with MLComputePlan dumps and timings."""
     _, fp16 = _summary(programs["fp16"])
     _, islands = _summary(programs["islands"])
