@@ -15,9 +15,10 @@ Timed, in interleaved rounds so that load from other processes hits every config
 Reported: median and minimum wall seconds and median process CPU seconds (all threads) per
 configuration, the ratios executor / torch of each, and the maximum relative error against torch.
 The machine is shared, so wall times swing with other load; the minimum and CPU-time ratios are
-the steadier figures. Target: ratio within 3x.
+the steadier figures. Both sides use ``--threads`` threads (default 1: with more threads than free
+cores, BLAS and OpenMP pools spin and single calls swing by 10x). Target: ratio within 3x.
 
-Run: ``python benchmarks/bench_executor.py [--rounds N]``; writes results/executor.{json,md}.
+Run: ``python benchmarks/bench_executor.py [--rounds N] [--threads N]``; writes results/executor.{json,md}.
 """
 from __future__ import annotations
 
@@ -26,11 +27,27 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+
+def _threads_from_argv(default: int = 1) -> int:
+    """--threads N, read before numpy/torch load their thread pools."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return default
+
+
+THREADS = _threads_from_argv()
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import numpy as np  # noqa: E402  (after the thread settings)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "executor"
@@ -77,6 +94,7 @@ def measure(rounds: int) -> dict[str, Any]:
 
     from milguard.executor import prepare, run
 
+    torch.set_num_threads(THREADS)
     model, x, programs = build_models()
     feeds = {"x": x.numpy()}
     with torch.no_grad():
@@ -126,7 +144,8 @@ def measure(rounds: int) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "rows": rows,
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "numpy": np.__version__, "torch": torch.__version__, "threads": THREADS,
+                    "torch_threads": torch.get_num_threads(),
                     "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in load_after]},
     }
@@ -151,7 +170,7 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{r['ratio_cpu']:.2f} | {err} |")
     m = result["machine"]
     lines += ["", f"Machine: {m['platform']}, {m['cpus']} CPUs (shared), Python {m['python']}, numpy {m['numpy']}, "
-                  f"torch {m['torch']} ({m['torch_threads']} threads); load average before/after "
+                  f"torch {m['torch']}; {m['threads']} thread(s) for torch and numpy's BLAS; load average before/after "
                   f"{m['load_average_before'][0]} / {m['load_average_after'][0]}.", ""]
     return "\n".join(lines)
 
@@ -160,6 +179,8 @@ def main() -> None:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads for torch and numpy's BLAS (default 1: steadier on a shared machine)")
     args = parser.parse_args()
     result = measure(args.rounds)
     RESULTS.mkdir(parents=True, exist_ok=True)
