@@ -52,8 +52,11 @@ def test_pass_annotates_every_non_const_op_on_the_program():
     prog = mlmodel._mil_program
     recorded = annotations(prog)
     assert prog._milguard_placement_options == {"compute_units": "CPU_AND_NE", "chip": "M3"}
-    assert recorded["blk.fc1_cast_fp16"].device == "ane"                 # names before sanitizing
-    assert (recorded["blk.ln"].device, recorded["blk.ln"].rule) == ("cpu", "D1.fp32")
+    assert "blk.ln" in prog._milguard_placement                           # names the pass saw
+    assert "blk_ln" in recorded and "blk.ln" not in recorded             # names after sanitizing
+    assert recorded["blk_fc1_cast_fp16"].device == "ane"
+    assert (recorded["blk_ln"].device, recorded["blk_ln"].rule) == ("cpu", "D1.fp32")
+    assert set(recorded) == {op.name for op, _ in placed_ops(prog.functions["main"])}
     assert sum(p.rule == "O17.cast_boundary" for p in recorded.values()) == 2
     assert sum(p.rule == "O17.io_cast" for p in recorded.values()) == 2
 
@@ -70,9 +73,8 @@ def test_attach_save_reload_names_match_the_saved_program(tmp_path):
     assert set(read_back) == set(saved_ops)
     assert "blk_ln" in read_back and "blk.ln" not in read_back         # final (sanitized) names
     assert read_back["blk_ln"].rule == "D1.fp32"
-    # the same ops kept their pass annotation under their old names
-    before = annotations(mlmodel._mil_program)
-    assert [p for p in before.values()] == [read_back[n] for n in read_back]
+    # the pass's in-memory record, read under the final names, is what was persisted
+    assert annotations(mlmodel._mil_program) == read_back
     record = json.loads(load(path).metadata[METADATA_KEY])
     assert record["compute_units"] == "CPU_AND_NE" and record["chip"] == "M1"
     assert record["functions"]["main"]["blk_ln"]["op_type"] == "layer_norm"
@@ -104,3 +106,16 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         annotations(mlmodel)
     with pytest.raises(MilguardError, match="unknown compute units"):
         convert(compute_units="GPU_ONLY")
+
+
+def test_ops_removed_after_the_pass_drop_out_of_the_annotations():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, S, D), dtype=types.fp16)],
+                opset_version=ct.target.iOS17)
+    def prog(x):
+        mb.relu(x=x, name="dead")                                        # consumed by nothing
+        return mb.linear(x=x, weight=_w(D, D).astype(np.float16), name="lin")
+    PASS_REGISTRY["milguard::annotate_placement"](prog)
+    assert set(annotations(prog)) == {"dead", "lin"}
+    PASS_REGISTRY["common::dead_code_elimination"](prog)
+    assert set(annotations(prog)) == {"lin"}
+    assert set(prog._milguard_placement) == {"dead", "lin"}               # the raw record stays

@@ -3,7 +3,11 @@
 Input graph / output graph: unchanged. The pass only records, on the program object::
 
     prog._milguard_placement          {op name: Placement} for every non-const op of every function
+    prog._milguard_placement_ops      ((op, Placement), ...): the same, by op object
     prog._milguard_placement_options  {"compute_units": ..., "chip": ...}
+
+Later passes rename ops in place, so ``milguard.placement.annotations(prog)`` reads the names
+from the op objects: it gives the current names of the ops that are still in the program.
 
 Options (strings, as ``PassPipeline.set_options`` passes them): ``compute_units``
 (ALL | CPU_AND_NE | CPU_AND_GPU | CPU_ONLY, default ALL) and ``chip`` (M1 | M2 | M3 | M4 or an
@@ -20,9 +24,9 @@ pass cannot write to the model spec, so persistence is ``attach``'s job (``persi
 """
 from __future__ import annotations
 
-from milguard.mil import AbstractGraphPass, Program, register_pass
+from milguard.mil import AbstractGraphPass, Operation, Program, register_pass
 
-from .predict import predict
+from .predict import Placement, placed_ops, predict
 from .target import resolve_chip, resolve_units
 
 
@@ -36,8 +40,10 @@ class AnnotatePlacement(AbstractGraphPass):
 
     def apply(self, prog: Program) -> None:
         units, chip = resolve_units(self.compute_units), resolve_chip(self.chip).family
-        placements = {}
+        by_op: list[tuple[Operation, Placement]] = []
         for fn in prog.functions.values():
-            placements.update(predict(fn, compute_units=units, chip=chip))
-        prog._milguard_placement = placements
+            placements = predict(fn, compute_units=units, chip=chip)
+            by_op += [(op, placements[op.name]) for op, _ in placed_ops(fn)]
+        prog._milguard_placement = {op.name: p for op, p in by_op}
+        prog._milguard_placement_ops = tuple(by_op)
         prog._milguard_placement_options = {"compute_units": units, "chip": chip}

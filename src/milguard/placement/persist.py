@@ -62,23 +62,31 @@ def attach(mlmodel: "ct.models.MLModel", *, compute_units: Any = None,
 def annotations(model: Any, function: str | None = None) -> dict[str, Placement]:
     """{op name: Placement} from a program annotated by the pass, an MLModel or a saved package.
 
-    A Program gives what ``milguard::annotate_placement`` recorded on it; an MLModel or a path
-    gives what ``attach`` wrote into the metadata (falling back, for an in-memory MLModel, to
-    the pass's record on its program). ``function`` restricts to one function of the metadata.
+    A Program gives what ``milguard::annotate_placement`` recorded on it, under the ops'
+    current names; an MLModel or a path gives what ``attach`` wrote into the metadata (falling
+    back, for an in-memory MLModel, to the pass's record on its program). ``function`` restricts to one function of the metadata.
     Returns {} when there are no annotations.
     """
     if isinstance(model, Program):
-        return dict(getattr(model, "_milguard_placement", {}))
+        return _from_pass(model)
     if isinstance(model, ct.models.MLModel):
         raw = model.user_defined_metadata.get(METADATA_KEY)
         if raw is None:
             program = getattr(model, "_mil_program", None)
-            return dict(getattr(program, "_milguard_placement", {})) if program is not None else {}
+            return _from_pass(program) if program is not None else {}
     elif isinstance(model, (str, os.PathLike)):
         raw = load(model).metadata.get(METADATA_KEY)
     else:
         raise MilguardError(f"cannot read placement annotations from a {type(model).__name__}")
     return _parse(raw, function) if raw is not None else {}
+
+
+def _from_pass(program: Program) -> dict[str, Placement]:
+    """The pass's record under the ops' current names (ops removed since are left out)."""
+    pairs = getattr(program, "_milguard_placement_ops", None)
+    if pairs is None:
+        return dict(getattr(program, "_milguard_placement", {}))
+    return {op.name: p for op, p in pairs if op.enclosing_block is not None}
 
 
 def _parse(raw: str, function: str | None) -> dict[str, Placement]:
