@@ -242,6 +242,14 @@ CASES.append(Case("conv_transpose", [(1, 4, 5, 4)],
 CASES.append(Case("conv_transpose", [(1, 4, 5)],
                   lambda dt, x: mb.conv_transpose(x=x, weight=c(dt, _TW[:, :, 0]), strides=[1], dilations=[2], pad_type="valid"),
                   lambda x: N(F.conv_transpose1d(T(x), T(_TW[:, :, 0]), dilation=2))))
+_TW4 = _rng.normal(size=(4, 2, 4, 4)).astype(np.float32) * 0.3
+CASES.append(Case("conv_transpose", [(1, 4, 3, 5)],
+                  lambda dt, x: mb.conv_transpose(x=x, weight=c(dt, _TW4), strides=[2, 2], pad_type="same"),
+                  lambda x: N(F.conv_transpose2d(T(x), T(_TW4), stride=2, padding=1))))
+_W3 = _rng.normal(size=(3, 2, 2, 2, 2)).astype(np.float32) * 0.3
+CASES.append(Case("conv", [(1, 2, 4, 5, 6)],
+                  lambda dt, x: mb.conv(x=x, weight=c(dt, _W3), strides=[1, 2, 1], pad_type="custom", pad=[1, 0, 0, 1, 1, 1]),
+                  lambda x: N(F.conv3d(F.pad(T(x), (1, 1, 0, 1, 1, 0)), T(_W3), stride=(1, 2, 1)))))
 P = (1, 2, 7, 6)
 CASES.append(Case("max_pool", [P], lambda dt, x: mb.max_pool(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="custom", pad=[1, 1, 1, 1]),
                   lambda x: N(F.max_pool2d(T(x), 3, 2, 1))))

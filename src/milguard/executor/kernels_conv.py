@@ -131,6 +131,8 @@ def _pool_geometry(a, s, x):
     if bool(a.get("ceil_mode", False)):
         outs = [-(-(size + pb + pa - k) // st) + 1 for size, (pb, pa), k, st in zip(x.shape[2:], p, kernel, strides)]
         outs = [o - 1 if (o - 1) * st >= size + pb else o for o, size, (pb, _), st in zip(outs, x.shape[2:], p, strides)]
+    if s.shape is not None and len(s.shape) == x.ndim:
+        outs = list(s.shape[2:])           # the program's declared output size is authoritative
     extra = [max(0, (o - 1) * st + k - (size + pb + pa)) for o, st, k, size, (pb, pa)
              in zip(outs, strides, kernel, x.shape[2:], p)]
     return kernel, strides, p, extra, outs
