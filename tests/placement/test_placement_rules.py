@@ -351,3 +351,15 @@ def test_docs_render_the_current_rules_table():
     from milguard.placement.rules import rules_table_markdown
     docs = Path(__file__).resolve().parents[2] / "docs" / "placement.md"
     assert rules_table_markdown() in docs.read_text(encoding="utf-8")
+
+
+def test_compressed_weights_count_as_constants():
+    """A conv whose weight comes from constexpr_affine_dequantize (a quantized model) is eligible."""
+    def body(x):
+        w = mb.constexpr_affine_dequantize(
+            quantized_data=np.ones((8, 8, 3, 3), np.int8), zero_point=np.int8(0),
+            scale=np.float16(0.1), axis=0, name="w")
+        return mb.conv(x=x, weight=w, name="t")
+    result = place(_p([(1, 8, 16, 16)], body))
+    assert "w" not in result                                   # constexpr ops are not placed
+    assert result["t"].rule == "A3.eligible"

@@ -43,7 +43,7 @@ class OpFacts:
     def const(self, param: str) -> bool:
         """True when the named input is absent or known at compile time."""
         var = self.op.inputs.get(param)
-        return var is None or const_value(var) is not None
+        return var is None or is_compile_time(var)
 
 
 def is_unplaced(op: Operation) -> bool:
@@ -51,9 +51,18 @@ def is_unplaced(op: Operation) -> bool:
     return op.op_type in UNPLACED_TYPES or op.op_type.startswith("constexpr_")
 
 
+def is_compile_time(var) -> bool:
+    """A var known at compile time: a constant, a folded value, or a constexpr_* weight
+    (palettized, sparse or quantized weights are decompressed when the model is compiled)."""
+    if isinstance(var, (list, tuple)):
+        return all(is_compile_time(v) for v in var)
+    producer = getattr(var, "op", None)
+    return (producer is not None and is_unplaced(producer)) or const_value(var) is not None
+
+
 def op_facts(op: Operation) -> OpFacts:
     inputs = [(v, tensor_info(v)) for _, v in op_inputs(op)]
-    inputs = [(v, info, const_value(v) is not None) for v, info in inputs if info is not None]
+    inputs = [(v, info, is_compile_time(v)) for v, info in inputs if info is not None]
     outputs = [tensor_info(v) for v in op.outputs]
     outputs = [info for info in outputs if info is not None]
     runtime = [info for _, info, const in inputs if not const]
