@@ -23,7 +23,7 @@ BINARY = ["add", "sub", "mul", "real_div", "maximum", "minimum"]
 REDUCE = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_sum_square",
           "reduce_l2_norm", "reduce_log_sum_exp", "reduce_l1_norm"]
 OTHER = ["pow", "clip", "softmax", "layer_norm", "matmul_const", "matmul_var", "linear",
-         "concat_slice", "transpose"]
+         "concat_slice", "transpose", "attention"]
 KINDS = UNARY + BINARY + REDUCE + OTHER
 
 
@@ -78,6 +78,9 @@ def _build(data, steps: int, dtype: str = "fp32") -> Program:
                 out = mb.matmul(x=sq, y=data.draw(st.sampled_from(square)), transpose_y=True, name=name)
             elif kind == "linear":
                 out = mb.linear(x=sq, weight=_const(data, (N, N), npt), bias=_const(data, (N,), npt), name=name)
+            elif kind == "attention":
+                probs = mb.softmax(x=sq, axis=-1, name=name + "_probs")
+                out = mb.matmul(x=probs, y=data.draw(st.sampled_from(square)), name=name)
             elif kind == "concat_slice":
                 cat = mb.concat(values=[sq, a if tuple(a.shape) == (N, N) else sq], axis=0, name=name + "_cat")
                 out = mb.slice_by_size(x=cat, begin=[N // 2, 0], size=[N, N], name=name)

@@ -825,7 +825,21 @@ def _matmul(op, ctx):
         return _dot_const(ctx.r(op.y), _as_kn(xv, tx), u)
     shape = op.x.shape
     k = shape[-2] if tx and len(shape) > 1 else shape[-1] if shape else 1
-    return _dot_var(ctx.r(op.x), ctx.r(op.y), float(k) if isinstance(k, (int, np.integer)) else INF, u)
+    k = float(k) if isinstance(k, (int, np.integer)) else INF
+    plain = _dot_var(ctx.r(op.x), ctx.r(op.y), k, u)
+    return _convex(plain, op.x, ctx.r(op.y), tx, k, ctx) if yv is None else plain
+
+
+def _convex(plain: Interval, probs, values: Interval, transposed: bool, k: float, ctx) -> Interval:
+    """softmax(·) @ v: each output is a convex combination of v (weights >= 0 summing to 1, up to
+    the rounding of the probabilities, 2^-10, and of the sum, k·2^-23), so it stays within v."""
+    op = getattr(probs, "op", None)
+    if op is None or op.op_type != "softmax" or transposed or not math.isfinite(k) or values.is_empty:
+        return plain
+    rank = len(probs.shape)
+    if int(_scalar(op, ctx, "axis", -1)) % max(rank, 1) != rank - 1:
+        return plain
+    return plain.meet(values.widen(2.0 ** -10 + k * 2.0 ** -23).with_nan(True))
 
 
 @transfer("linear")
