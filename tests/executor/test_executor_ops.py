@@ -506,7 +506,7 @@ def test_op_fp16(case, program_of):
     _check(case, np.float16, program_of)
 
 
-CONTROL_FLOW = {"cond", "while_loop"}           # tested in test_executor_semantics.py
+CONTROL_FLOW = {"cond", "while_loop", "read_state", "coreml_update_state"}   # in test_executor_semantics.py
 
 
 def test_every_supported_op_has_a_case(program_of):

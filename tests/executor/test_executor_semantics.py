@@ -279,3 +279,21 @@ def test_reductions_round_once_from_fp32_accumulation(shape, data):
     want = np.sum(x.astype(np.float64), axis=tuple(a % rank for a in axes), keepdims=True)
     assert got.dtype == F16 and got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-3, atol=1e-3)
+
+
+def test_state_is_read_updated_and_visible_in_the_trace():
+    @mb.program(input_specs=[mb.TensorSpec((1, 4), dtype=types.fp16), mb.StateTensorSpec((3, 4), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def prog(x, cache):
+        old = mb.read_state(input=cache)
+        new = mb.slice_update(x=old, update=x, begin=[1, 0], end=[2, 4])         # write row 1 of a KV cache
+        mb.coreml_update_state(state=cache, value=new)
+        return mb.reduce_sum(x=new, axes=[0])
+
+    x, cache = np.array([[1, 2, 3, 4]], F16), np.ones((3, 4), F16)
+    trace = run(prog, {"x": x, "cache": cache}, trace=True)
+    out = trace[prog.functions["main"].outputs[0].name]
+    np.testing.assert_array_equal(out, [3, 4, 5, 6])
+    np.testing.assert_array_equal(trace["cache"], [[1, 1, 1, 1], [1, 2, 3, 4], [1, 1, 1, 1]])
+    assert trace["cache"].dtype == F16
+    np.testing.assert_array_equal(cache, np.ones((3, 4)))                       # the caller's array is untouched

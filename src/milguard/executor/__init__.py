@@ -20,6 +20,9 @@ Accumulation of reductions, matmul, linear, conv, and the sums inside softmax / 
   fp16 after each step. A partial beyond 65504 becomes inf and stays inf. Ops typed fp32 always
   accumulate in fp32.
 
+State inputs of stateful models are bound from ``inputs`` like tensors; ``coreml_update_state``
+stores the new value under the state's name, so ``trace=True`` shows the final state.
+
 ``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved and fp16 constants
 widened once). ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
 ``UnsupportedOpError`` before anything runs.

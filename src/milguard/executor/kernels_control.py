@@ -1,4 +1,5 @@
-"""Control flow: ``cond`` and ``while_loop`` run their nested blocks with the executor."""
+"""Control flow and state: ``cond`` / ``while_loop`` run nested blocks; ``read_state`` /
+``coreml_update_state`` read and write a stateful model's state (e.g. a KV cache) in the trace."""
 from __future__ import annotations
 
 from typing import Callable
@@ -21,7 +22,17 @@ def _while_loop(a, s):
     return values
 
 
+def _update_state(a, s):
+    """Store ``value`` as the state's new value (under the state var's name) and return it."""
+    state = s.op.inputs["state"]
+    value = np.asarray(a["value"])
+    s.executor.env[state.name] = value.astype(s.dtype) if s.dtype is not None else value
+    return value
+
+
 KERNELS: dict[str, Callable] = {
     "cond": _cond,
     "while_loop": _while_loop,
+    "read_state": lambda a, s: a["input"],
+    "coreml_update_state": _update_state,
 }
