@@ -2,7 +2,8 @@
 
 ``run(model, inputs)`` executes a pymil Program, an ML-program MLModel, a ``.mlpackage`` path or a
 ``milguard.mil.Loaded`` op by op and returns {output name: ndarray}; ``trace=True`` returns every
-var. ``first_nonfinite(model, trace)`` names the op where inf/NaN first appeared.
+var. ``first_nonfinite(model, trace)`` names the first op whose output holds NaN while no input
+does, or ±inf while every input is finite (constants such as a -inf mask are not ops here).
 
 Typed semantics: each op computes in the dtype of its declared output var. fp16 results are
 rounded once per op (round to nearest even; |x| > 65504 -> ±inf); NaN propagates; casts are
@@ -17,7 +18,7 @@ Accumulation of reductions, matmul, linear, conv, and the sums inside softmax / 
   of 32 terms; each block's partial sum (of products, for matmul/conv) is formed in float32 and
   rounded to fp16, then the block partials are added in sequence with fp16 rounding after every
   addition; intermediate values of composite ops (x - mean, exp(x - max), ...) are rounded to
-  fp16 after each step. A partial beyond 65504 becomes inf and stays inf. Ops typed fp32 always
+  fp16 after each step. A partial that rounds past 65504 becomes inf and stays inf. Ops typed fp32 always
   accumulate in fp32.
 
 State inputs of stateful models are bound from ``inputs`` like tensors; ``coreml_update_state``
@@ -26,6 +27,9 @@ stores the new value under the state's name, so ``trace=True`` shows the final s
 ``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved and fp16 constants
 widened once). ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
 ``UnsupportedOpError`` before anything runs.
+
+Layout: ``semantics`` (dtype rules, accumulators), ``table`` (op type -> kernel), ``kernels_*``
+(elementwise, reduce, linalg, conv, resize, shape, control), ``run`` (binding, execution, traces).
 """
 from __future__ import annotations
 
