@@ -194,3 +194,12 @@ def test_record_from_plan_follows_the_coremltools_api():
     const, linear = truth.ops()
     assert (const.preferred, const.cost) == (None, None)
     assert (linear.preferred, linear.supported, linear.cost) == ("ane", ("cpu", "ane"), 1.0)
+
+
+def test_evaluate_predicts_with_the_dump_compute_units(tmp_path):
+    prog = vx_sdpa((1, 32, 1024, 128), types.fp32)
+    agreement = gt.evaluate(prog, FIXTURES / "vx437_sdpa_1x32x1024x128_fp32.json", chip="M4")
+    assert (agreement.compared, agreement.accuracy) == (1, 1.0)     # CPU_AND_NE: fp32 -> CPU
+    under_all = gt.evaluate(prog, FIXTURES / "vx437_sdpa_1x32x1024x128_fp32.json", chip="M4",
+                            compute_units="ALL")
+    assert under_all.mismatches == (("attn", "cpu", "gpu"),)         # 1.7e10 FLOPs: a GPU region

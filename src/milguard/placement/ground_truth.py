@@ -27,7 +27,8 @@ name, which holds for most converted ops). Devices may be written ``ane``/``gpu`
 as the class names ``MLNeuralEngineComputeDevice``/``MLGPUComputeDevice``/``MLCPUComputeDevice``;
 ``null`` or ``"unreported"`` means the plan gave no device (const ops). ``cost`` may be null.
 
-``record_from_plan`` turns a live ``MLComputePlan`` into this format (it runs on macOS only).
+``record_from_plan`` turns a live ``MLComputePlan`` into this format (it runs on macOS only);
+``evaluate(model, dump)`` predicts the model with the dump's compute units and compares.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from typing import Any, Mapping
 
 from milguard.errors import ModelError
 
-from .predict import DEVICES, Placement, as_function, placed_ops
+from .predict import DEVICES, Placement, as_function, placed_ops, predict
 
 FORMAT = "milguard.compute_plan/1"
 _DEVICE_NAMES = {
@@ -179,6 +180,20 @@ def _ane_cost_shares(pairs: list[tuple[str, str, str, float | None]]
         return None, None
     return (sum(c for _, t, _, c in pairs if t == "ane") / total,
             sum(c for _, _, p, c in pairs if p == "ane") / total)
+
+
+def evaluate(model: Any, dump: str | os.PathLike | GroundTruth, *, chip: str = "M1",
+             compute_units: str | None = None, function: str = "main") -> Agreement:
+    """Predict ``model`` with the dump's compute units (or ``compute_units``) and compare.
+
+    ``model`` is what ``predict`` accepts (Program, MLModel, package path); ``dump`` a path
+    to a compute-plan JSON or a loaded ``GroundTruth``.
+    """
+    truth = dump if isinstance(dump, GroundTruth) else load(dump)
+    units = compute_units or truth.compute_units or "ALL"
+    fn = as_function(model, function)
+    return compare(predict(fn, compute_units=units, chip=chip), truth, function=fn,
+                   function_name=function)
 
 
 def _runs(devices: list[str]) -> int:
