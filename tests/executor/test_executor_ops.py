@@ -460,6 +460,27 @@ CASES.append(Case("constexpr_sparse_blockwise_shift_scale", [(2, 4)],
                   opset=ct.target.iOS18))
 
 
+# activation quantization and remaining data movement
+_QS = np.array([0.02, 0.05, 0.1], np.float32)
+CASES.append(Case("quantize", [(2, 3, 4)],
+                  lambda dt, x: mb.quantize(input=x, scale=c(dt, _QS), zero_point=np.array([3, 0, -2], np.int8), axis=1, output_dtype="int8"),
+                  lambda x: np.clip(np.round(x / _QS[:, None]) + np.array([3, 0, -2])[:, None], -128, 127).astype(np.int8),
+                  opset=ct.target.iOS17))
+CASES.append(Case("dequantize", [(2, 3, 4)],
+                  lambda dt, x: mb.dequantize(input=mb.quantize(input=x, scale=c(dt, 0.05), zero_point=np.uint8(128),
+                                                                output_dtype="uint8"),
+                                              scale=c(dt, 0.05), zero_point=np.uint8(128)),
+                  lambda x: (np.clip(np.round(x / np.float32(0.05)) + 128, 0, 255) - 128) * np.float32(0.05),
+                  opset=ct.target.iOS17))
+CASES.append(Case("crop", [(1, 2, 5, 6)], lambda dt, x: mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 3]),
+                  lambda x: x[..., 1:3, 0:3]))
+CASES.append(Case("reverse_sequence", [(3, 5, 2)],
+                  lambda dt, x: mb.reverse_sequence(x=x, lengths=np.array([2, 5, 0], np.int32), seq_axis=1, batch_axis=0),
+                  lambda x: np.stack([np.concatenate([x[0, :2][::-1], x[0, 2:]]), x[1, ::-1], x[2]])))
+CASES.append(Case("sliding_windows", [(2, 9, 3)], lambda dt, x: mb.sliding_windows(x=x, axis=1, size=4, stride=2),
+                  lambda x: np.stack([x[:, i:i + 4] for i in range(0, 6, 2)], axis=1)))
+
+
 # --------------------------------------------------------------------------------------------- tests
 def _ids():
     seen: dict[str, int] = {}

@@ -237,7 +237,35 @@ def _flatten2d(a, s):
     return x.reshape(int(np.prod(x.shape[:axis])), -1)
 
 
+def _crop(a, s):
+    """Drop crop_height = [top, bottom] rows and crop_width = [left, right] columns."""
+    x = a["x"]
+    (top, bottom), (left, right) = _ints(a["crop_height"]), _ints(a["crop_width"])
+    return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+def _reverse_sequence(a, s):
+    """For each batch entry b, reverse the first lengths[b] elements along seq_axis."""
+    x = np.array(a["x"], copy=True)
+    seq_axis, batch_axis = int(a.get("seq_axis", 0)) % x.ndim, int(a.get("batch_axis", 0)) % x.ndim
+    moved = np.moveaxis(x, (batch_axis, seq_axis), (0, 1))
+    for b, n in enumerate(_ints(a["lengths"])):
+        moved[b, :n] = moved[b, :n][::-1].copy()
+    return np.moveaxis(moved, (0, 1), (batch_axis, seq_axis))
+
+
+def _sliding_windows(a, s):
+    """Windows of `size` every `stride` along `axis`: (..., N, ...) -> (..., windows, size, ...)."""
+    x = a["x"]
+    axis, size, stride = int(a["axis"]) % x.ndim, int(a["size"]), int(a.get("stride", 1))
+    view = np.lib.stride_tricks.sliding_window_view(x, size, axis=axis)[(slice(None),) * axis + (slice(None, None, stride),)]
+    return np.moveaxis(view, -1, axis + 1)
+
+
 KERNELS: dict[str, Callable] = {
+    "crop": _crop,
+    "reverse_sequence": _reverse_sequence,
+    "sliding_windows": _sliding_windows,
     "reshape": _reshape,
     "reshape_like": lambda a, s: np.reshape(a["x"], s.shape),
     "transpose": lambda a, s: np.transpose(a["x"], _ints(a["perm"])),

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import (kernels_control, kernels_conv, kernels_elementwise, kernels_linalg, kernels_reduce,
-               kernels_resize, kernels_shape)
+from . import (kernels_control, kernels_conv, kernels_elementwise, kernels_linalg, kernels_quant,
+               kernels_reduce, kernels_resize, kernels_shape)
 
 Kernel = Callable[[dict[str, Any], Any], Any]
 
 _GROUPS = (kernels_elementwise, kernels_reduce, kernels_linalg, kernels_conv, kernels_resize,
-           kernels_shape, kernels_control)
+           kernels_shape, kernels_quant, kernels_control)
 
 
 def _merge() -> dict[str, Kernel]:
