@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from milguard.analysis.interval import Interval
 from milguard.analysis.ranges import propagate
-from milguard.executor import run
+from milguard.analysis.transfer import TRANSFER
+from milguard.executor import SUPPORTED_OPS, run
 from milguard.mil import Function, Program, mb, types
 
 N = 4
@@ -137,3 +138,7 @@ def test_fp16_rms_chain_is_sound_and_overflows_at_300(scale):
     for name in ("pow", "mean", "add_eps", "rsqrt", "norm"):
         assert Interval.of(trace[name]).subset_of(ranges[name]), name
     assert (ranges.wanted["pow"].hi > 65504) == (scale == 300.0)
+
+
+def test_every_executor_op_has_a_transfer_function():
+    assert sorted(set(SUPPORTED_OPS) - set(TRANSFER)) == []

@@ -380,7 +380,3 @@ def count(findings: Iterable[Finding]) -> dict[str, dict[str, int]]:
         for key, val in (("by_kind", f.kind), ("by_severity", f.severity), ("by_source", f.source)):
             out[key][val] = out[key].get(val, 0) + 1
     return out
-
-
-def flagged_ops(findings: Iterable[Finding]) -> set[str]:
-    return {f.op for f in findings}

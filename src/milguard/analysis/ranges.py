@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..mil import const_value, dtype_name, load, op_inputs
+from ..mil import const_value, dtype_name, load
 from .interval import INF, Interval
 from .transfer import TRANSFER
 
@@ -204,9 +204,3 @@ def _store(rm: RangeMap, var: Any, wanted: Interval, typed: Interval, producer: 
     rm.typed[var.name] = typed
     rm.producer[var.name] = producer
     rm.dtypes[var.name] = dtype_name(var)
-
-
-def input_vars_of(op: Any) -> list[Any]:
-    return [v for _, v in op_inputs(op)]
-
-

@@ -1,0 +1,302 @@
+"""Transfer functions of elementwise arithmetic and activations, and the relational bound of
+the normalised value d / sqrt(mean(d²) + eps) that plain interval arithmetic misses."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..mil import const_value
+from .interval import INF, Interval, hull_all, safe_exp
+from .transfer import TRANSFER, _axes, _p, _pv, _scalar, transfer
+
+
+# ---- elementwise arithmetic --------------------------------------------------------------------
+
+@transfer("add")
+def _add(op, ctx):
+    return ctx.r(op.x) + ctx.r(op.y)
+
+
+@transfer("sub")
+def _sub(op, ctx):
+    return ctx.r(op.x) - ctx.r(op.y)
+
+
+@transfer("mul")
+def _mul(op, ctx):
+    if op.x is op.y:                       # x*x is a square: never negative
+        return ctx.r(op.x).square()
+    out = ctx.r(op.x) * ctx.r(op.y)
+    for d, s in ((op.x, op.y), (op.y, op.x)):
+        out = _normalized(out, d, s, ("rsqrt", "pow"), ctx)
+    return out
+
+
+@transfer("real_div")
+def _real_div(op, ctx):
+    return _normalized(ctx.r(op.x) / ctx.r(op.y), op.x, op.y, ("sqrt",), ctx)
+
+
+# ---- a relational bound: d / sqrt(mean(d²) + eps) ---------------------------------------------
+
+def _squared(var):
+    """d when ``var`` is d², as pow(d, 2), square(d) or mul(d, d); else None."""
+    op = getattr(var, "op", None)
+    if op is None:
+        return None
+    if op.op_type == "square" or (op.op_type == "mul" and op.x is op.y):
+        return op.x
+    if op.op_type == "pow":
+        p = const_value(op.y)
+        if p is not None and np.all(np.asarray(p) == 2.0):
+            return op.x
+    return None
+
+
+def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
+    """n when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps`` with a
+    constant eps >= 6e-8, else None."""
+    op = getattr(s, "op", None)
+    if op is None or op.op_type not in forms:
+        return None
+    if op.op_type == "pow":
+        p = const_value(op.y)
+        if p is None or not np.all(np.asarray(p) == -0.5):
+            return None
+    if op.op_type == "rsqrt":
+        e = ctx.val(_p(op, "epsilon"))
+        if e is not None and np.any(np.asarray(e) < 0):
+            return None
+    add = getattr(op.x, "op", None)
+    if add is None or add.op_type != "add":
+        return None
+    for m, eps in ((add.x, add.y), (add.y, add.x)):
+        e = ctx.val(eps)
+        mean = getattr(m, "op", None)
+        if e is None or mean is None or mean.op_type != "reduce_mean" or np.any(np.asarray(e) < 6e-8):
+            continue
+        if not bool(_pv(mean, ctx, "keep_dims", False)) or _squared(mean.x) is not d:
+            continue
+        return ctx.count(mean.x, _axes(mean, ctx))
+    return None
+
+
+def _normalized(plain: Interval, d, s, forms: tuple[str, ...], ctx) -> Interval:
+    """|d_i| / sqrt(mean(d²) + eps) <= sqrt(n) (Cauchy-Schwarz: d_i² <= Σ d²), for RMSNorm
+    (d = x) and LayerNorm (d = x - mean) alike; eps >= 6e-8 keeps the bound when d² rounds to 0
+    in fp16, and an overflowed mean gives 0, inside the bound. 1% slack covers rounding."""
+    n = _norm_count(d, s, forms, ctx)
+    if n is None or not math.isfinite(n):
+        return plain
+    k = math.sqrt(n) * 1.01
+    return plain.meet(Interval(-k, k, True))
+
+
+@transfer("floor_div")
+def _floor_div(op, ctx):
+    q = ctx.r(op.x) / ctx.r(op.y)
+    return Interval(math.floor(q.lo) if math.isfinite(q.lo) else q.lo,
+                    math.ceil(q.hi) if math.isfinite(q.hi) else q.hi, q.may_nan) if not q.is_empty else q
+
+
+@transfer("mod")
+def _mod(op, ctx):
+    y = ctx.r(op.y)
+    m = y.maxabs
+    return Interval(-m, m, True) if math.isfinite(m) else Interval.top()
+
+
+@transfer("maximum")
+def _maximum(op, ctx):
+    return ctx.r(op.x).maximum(ctx.r(op.y))
+
+
+@transfer("minimum")
+def _minimum(op, ctx):
+    return ctx.r(op.x).minimum(ctx.r(op.y))
+
+
+@transfer("pow")
+def _pow(op, ctx):
+    y = ctx.val(op.y)
+    if y is None or np.asarray(y).size == 0:
+        return Interval.top()
+    exps = np.unique(np.asarray(y, dtype=np.float64).reshape(-1))
+    return hull_all(ctx.r(op.x).power(float(p)) for p in exps)
+
+
+@transfer("square")
+def _square(op, ctx):
+    return ctx.r(op.x).square()
+
+
+@transfer("abs")
+def _abs(op, ctx):
+    return ctx.r(op.x).abs()
+
+
+def _eps(op, ctx) -> Interval:
+    e = _p(op, "epsilon")
+    return Interval.point(0.0) if e is None else ctx.r(e)
+
+
+@transfer("sqrt")
+def _sqrt(op, ctx):
+    return ctx.r(op.x).monotone(math.sqrt, True, (0.0, INF))
+
+
+@transfer("rsqrt")
+def _rsqrt(op, ctx):
+    """1/sqrt(x + epsilon): unbounded above when x + epsilon may reach 0."""
+    return (ctx.r(op.x) + _eps(op, ctx)).monotone(
+        lambda v: 1.0 / math.sqrt(v) if v > 0 else INF, False, (0.0, INF))
+
+
+@transfer("inverse")
+def _inverse(op, ctx):
+    return (ctx.r(op.x) + _eps(op, ctx)).reciprocal()
+
+
+@transfer("log")
+def _log(op, ctx):
+    return (ctx.r(op.x) + _eps(op, ctx)).monotone(
+        lambda v: math.log(v) if v > 0 else -INF, True, (0.0, INF))
+
+
+@transfer("exp")
+def _exp(op, ctx):
+    return ctx.r(op.x).monotone(safe_exp)
+
+
+@transfer("exp2")
+def _exp2(op, ctx):
+    return ctx.r(op.x).monotone(lambda v: safe_exp(v * math.log(2.0)))
+
+
+def _sigmoid(v: float) -> float:
+    return 1.0 / (1.0 + safe_exp(-v)) if v > -745 else 0.0
+
+
+_MONOTONE_UP: dict[str, Callable[[float], float]] = {
+    "tanh": math.tanh,
+    "sigmoid": _sigmoid,
+    "erf": math.erf,
+    "atan": math.atan,
+    "softsign": lambda v: v / (1.0 + abs(v)) if math.isfinite(v) else math.copysign(1.0, v),
+    "softplus": lambda v: v + math.log1p(safe_exp(-v)) if v > 0 else math.log1p(safe_exp(v)),
+    "floor": lambda v: math.floor(v) if math.isfinite(v) else v,
+    "ceil": lambda v: math.ceil(v) if math.isfinite(v) else v,
+    "round": lambda v: float(np.round(v)),
+    "sign": lambda v: float(np.sign(v)),
+    "relu": lambda v: max(v, 0.0),
+    "relu6": lambda v: min(max(v, 0.0), 6.0),
+    "atanh": lambda v: math.atanh(v) if abs(v) < 1 else math.copysign(INF, v),
+    "asin": math.asin,
+    "sinh": lambda v: math.sinh(v) if abs(v) < 700 else math.copysign(INF, v),
+}
+_DOMAIN = {"atanh": (-1.0, 1.0), "asin": (-1.0, 1.0)}
+
+
+def _monotone_up(op, ctx):
+    return ctx.r(op.x).monotone(_MONOTONE_UP[op.op_type], True, _DOMAIN.get(op.op_type, (-INF, INF)))
+
+
+for _name in _MONOTONE_UP:
+    TRANSFER[_name] = _monotone_up
+
+
+@transfer("acos")
+def _acos(op, ctx):
+    return ctx.r(op.x).monotone(math.acos, False, (-1.0, 1.0))
+
+
+@transfer("sin", "cos")
+def _sin(op, ctx):
+    x = ctx.r(op.x)
+    return Interval(-1.0, 1.0, x.may_nan or x.has_inf)
+
+
+@transfer("cosh")
+def _cosh(op, ctx):
+    return ctx.r(op.x).abs().monotone(lambda v: math.cosh(v) if v < 700 else INF)
+
+
+@transfer("tan")
+def _tan(op, ctx):
+    return Interval.top()
+
+
+@transfer("gelu")
+def _gelu(op, ctx):
+    """x·Φ(x) (and its tanh/sigmoid approximations): >= max(x, -0.17) below 0, <= x above."""
+    x = ctx.r(op.x)
+    if x.is_empty:
+        return x
+    lo = 0.0 if x.lo >= 0 else max(x.lo, -0.1701)
+    # the tanh form 0.5·x·(1 + tanh(·)) cancels for negative x: an absolute error of about
+    # |x|·ulp(1) until tanh rounds to -1 exactly (|x| > ~9 in fp32), so at most ~64·2^-20
+    pad = 2.0 ** -20 * min(x.maxabs, 64.0)
+    return Interval(lo - pad, max(x.hi, 0.0) + pad, x.may_nan or x.lo == -INF)   # -inf·0 = NaN
+
+
+@transfer("silu")
+def _silu(op, ctx):
+    """x·sigmoid(x) >= -0.2785; <= x for x >= 0, <= 0 for x < 0."""
+    x = ctx.r(op.x)
+    if x.is_empty:
+        return x
+    lo = 0.0 if x.lo >= 0 else max(x.lo, -0.2785)
+    return Interval(lo, max(x.hi, 0.0), x.may_nan or x.lo == -INF)      # -inf·0 = NaN
+
+
+@transfer("clip")
+def _clip(op, ctx):
+    return ctx.r(op.x).clip(_scalar(op, ctx, "alpha", -INF), _scalar(op, ctx, "beta", INF))
+
+
+@transfer("threshold")
+def _threshold(op, ctx):
+    return ctx.r(op.x).maximum(ctx.r(op.alpha))
+
+
+@transfer("leaky_relu", "elu", "prelu")
+def _leaky(op, ctx):
+    """Negative side scaled by alpha (leaky/prelu) or alpha·(e^x - 1) in (-alpha, 0] (elu)."""
+    x = ctx.r(op.x)
+    a = ctx.r(op.alpha)
+    pos = x.clip(0.0, INF)
+    neg = x.clip(-INF, 0.0)
+    if op.op_type == "elu":
+        neg_out = a * Interval(-1.0, 0.0)
+    else:
+        neg_out = neg * a
+    return pos.hull(neg_out).hull(Interval.point(0.0)).with_nan(x.may_nan)
+
+
+@transfer("linear_activation")
+def _linear_activation(op, ctx):
+    return ctx.r(op.x) * ctx.r(op.alpha) + ctx.r(op.beta)
+
+
+@transfer("clamped_relu")
+def _clamped_relu(op, ctx):
+    beta = _scalar(op, ctx, "beta", INF)
+    return _leaky(op, ctx).clip(-INF, beta)
+
+
+@transfer("sigmoid_hard")
+def _sigmoid_hard(op, ctx):
+    return (ctx.r(op.x) * ctx.r(op.alpha) + ctx.r(op.beta)).clip(0.0, 1.0)
+
+
+@transfer("scaled_tanh")
+def _scaled_tanh(op, ctx):
+    return ctx.r(op.alpha).abs().hull(-ctx.r(op.alpha).abs()) * Interval(-1.0, 1.0)
+
+
+@transfer("softplus_parametric")
+def _softplus_parametric(op, ctx):
+    inner = ctx.r(op.x) * ctx.r(op.beta)
+    sp = inner.monotone(_MONOTONE_UP["softplus"])
+    return ctx.r(op.alpha) * sp
