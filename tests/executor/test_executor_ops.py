@@ -297,6 +297,16 @@ _GRIDS = {
 for _mode, _g in _GRIDS.items():
     CASES.append(Case("resize_bilinear", [I], lambda dt, x, _m=_mode: mb.resize_bilinear(x=x, target_size_height=5, target_size_width=6, sampling_mode=_m),
                       lambda x, _gf=_g: _bilinear_loops(x, 5, 6, _gf)))
+for _mode, _sampling, _torch in (("LINEAR", "STRICT_ALIGN_CORNERS", dict(mode="bilinear", align_corners=True)),
+                                  ("LINEAR", "UNALIGN_CORNERS", dict(mode="bilinear", align_corners=False)),
+                                  ("NEAREST_NEIGHBOR", "DEFAULT", dict(mode="nearest"))):
+    CASES.append(Case("resize", [I], lambda dt, x, _m=_mode, _s=_sampling: mb.resize(
+                          x=x, shape=np.array([5, 7], np.int32), resized_dims=np.uint32(2), interpolation_mode=_m, sampling_mode=_s),
+                      lambda x, _t=_torch: N(F.interpolate(T(x), size=(5, 7), **_t)), opset=ct.target.iOS17))
+CASES.append(Case("resize", [I], lambda dt, x: mb.resize(x=x, shape=np.array([0, 9], np.int32), resized_dims=np.uint32(1),
+                                                         sampling_mode="UNALIGN_CORNERS"),
+                  lambda x: N(F.interpolate(T(x).reshape(1, 6, 4), size=9, mode="linear")).reshape(1, 2, 3, 9),
+                  opset=ct.target.iOS17))
 CASES.append(Case("resize_nearest_neighbor", [I], lambda dt, x: mb.resize_nearest_neighbor(x=x, target_size_height=5, target_size_width=7),
                   lambda x: N(F.interpolate(T(x), size=(5, 7), mode="nearest"))))
 

@@ -87,7 +87,28 @@ def _upsample_nearest(a, s):
     return np.take(np.take(x, rows, axis=-2), cols, axis=-1)
 
 
+def _resize(a, s):
+    """iOS17 resize: the last ``resized_dims`` axes to ``shape[-resized_dims:]`` (0 keeps the input size).
+
+    LINEAR interpolates separably with the sampling mode's grid; NEAREST_NEIGHBOR reads input
+    floor(i * in / out) as resize_nearest_neighbor does.
+    """
+    x = a["x"]
+    r = int(a["resized_dims"])
+    target = [int(v) for v in np.atleast_1d(a["shape"])][-r:] if r else []
+    mode, sampling = str(a.get("interpolation_mode", "LINEAR")), str(a.get("sampling_mode", "DEFAULT"))
+    y = wide(x) if mode == "LINEAR" else x
+    for axis, size in zip(range(x.ndim - r, x.ndim), target):
+        size = size or x.shape[axis]
+        if mode == "LINEAR":
+            y = _interpolate(y, axis, grid(x.shape[axis], size, sampling))
+        else:
+            y = np.take(y, np.minimum((np.arange(size) * x.shape[axis]) // size, x.shape[axis] - 1), axis=axis)
+    return y
+
+
 KERNELS: dict[str, Callable] = {
+    "resize": _resize,
     "upsample_bilinear": _upsample_bilinear,
     "resize_bilinear": _resize_bilinear,
     "upsample_nearest_neighbor": _upsample_nearest,
