@@ -105,9 +105,14 @@ def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args
 
     what = f"auditing {model}" + (f" (calibrating on {len(samples)} sample{'s' * (len(samples) != 1)})"
                                   if samples else "")
-    with progress.step(what), _silenced(args.debug):
-        return audit(str(model), ranges or None, samples, function=args.function,
-                     ane_limits=args.ane_limits, compute_units=args.compute_units)
+    try:
+        with progress.step(what), _silenced(args.debug):
+            return audit(str(model), ranges or None, samples, function=args.function,
+                         ane_limits=args.ane_limits, compute_units=args.compute_units)
+    except MilguardError as exc:         # e.g. the executor's unsupported op: name the model too
+        if str(model) in str(exc):
+            raise
+        raise MilguardError(f"{model}: {_one_line(exc)}") from exc
 
 
 def _gate(d: dict, fail_on: str) -> int:
@@ -115,7 +120,8 @@ def _gate(d: dict, fail_on: str) -> int:
 
     bad = failing(d["findings"], fail_on)
     if bad:
-        _error(f"{len(bad)} finding{'s' * (len(bad) != 1)} reach --fail-on {fail_on}", prefix="milguard")
+        verb = "finding reaches" if len(bad) == 1 else "findings reach"
+        _error(f"{len(bad)} {verb} --fail-on {fail_on}", prefix="milguard")
         return EXIT["findings"]
     return EXIT["ok"]
 
@@ -132,7 +138,10 @@ def _model_path(value: str) -> Path:
 def _function(model: Path, function: str, debug: bool) -> Any:
     """Load once to validate the model (load's one-line errors) and return the function."""
     from .mil import load
+    from .mil.package import check_package
 
+    if model.suffix == ".mlpackage" and model.is_dir():
+        check_package(model)
     with _silenced(debug):
         program = load(str(model)).program
     if function not in program.functions:

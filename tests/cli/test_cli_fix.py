@@ -1,0 +1,68 @@
+"""`milguard fix`: a new package with fp32 islands, audits before and after, the input untouched."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from milguard.mil import dtype_name, iter_ops, load
+
+
+def _digest(pkg) -> str:
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(pkg).as_posix().encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_fix_then_audit_shows_the_overflow_gone(cli, packages, tmp_path):
+    out = tmp_path / "fixed.mlpackage"
+    digest = _digest(packages["rms"])
+    assert cli("audit", packages["rms"], "--calibration", packages["planted"], "--fail-on", "overflow")[0] == 1
+    code, text, err = cli("fix", packages["rms"], "-o", out, "--calibration", packages["planted"],
+                          "--fail-on", "overflow")
+    assert code == 0, err
+    assert _digest(packages["rms"]) == digest                 # the input is never modified
+    assert text.startswith(f"before: {packages['rms']}") and f"\nafter: {out}" in text
+    assert f"wrote {out}: 1 region kept fp32" in text
+    compare = {line.rsplit(None, 2)[0].strip(): line.split()[-2:] for line in text.splitlines()
+               if line.strip().startswith(("error findings", "fp32 ops", "overflow (error/warning)"))}
+    assert compare["error findings"] == ["1", "0"] and compare["overflow (error/warning)"] == ["1", "0"]
+    assert int(compare["fp32 ops"][1]) >= 5
+
+    program = load(out).program
+    pow_op = next(op for op in iter_ops(program.functions["main"]) if op.op_type == "pow")
+    assert dtype_name(pow_op.outputs[0]) == "fp32"
+
+    report = tmp_path / "after.json"
+    code, text, _ = cli("audit", out, "--calibration", packages["planted"], "--json", report, "--fail-on", "any")
+    assert code == 0
+    d = json.loads(report.read_text())
+    assert [f for f in d["findings"] if f["severity"] != "info"] == []
+    assert [p["precision"] for p in d["patterns"]] == ["fp32"]
+    assert "Findings: none" in text or "0 error, 0 warning" in text
+
+
+def test_fix_options_reach_keep_fp32(cli, packages, tmp_path):
+    out = tmp_path / "kept_none.mlpackage"
+    code, text, _ = cli("fix", packages["rms"], "-o", out, "--families", "softmax")
+    assert code == 0 and "wrote" in text and "0 regions kept fp32" in text
+    ops = [op for op in iter_ops(load(out).program.functions["main"]) if op.op_type != "const"]
+    assert {dtype_name(op.outputs[0]) for op in ops} == {"fp16"}
+    out2 = tmp_path / "excluded.mlpackage"
+    assert cli("fix", packages["rms"], "-o", out2, "--exclude", "pow")[0] == 0
+    assert json.loads(load(out2).metadata["milguard.fp32_islands"]) == []
+    out3 = tmp_path / "core.mlpackage"
+    assert cli("fix", packages["rms"], "-o", out3, "--scope", "core")[0] == 0
+    islands = json.loads(load(out3).metadata["milguard.fp32_islands"])
+    assert len(islands) == 1
+
+
+def test_fix_gates_on_the_repaired_model(cli, packages, tmp_path):
+    """--fail-on applies to the audit of the repaired package: the epsilon that underflows fp16 (a
+    warning, so `audit --fail-on any` exits 1) is fp32 once its rms_norm region is kept fp32."""
+    out = tmp_path / "gated.mlpackage"
+    assert cli("audit", packages["eps"], "--fail-on", "any")[0] == 1
+    code, _, err = cli("fix", packages["eps"], "-o", out, "--fail-on", "any")
+    assert code == 0, err                                     # the underflowing eps is now fp32
+    assert out.exists()
