@@ -170,31 +170,27 @@ def static_findings(fn: Any, ranges: RangeMap, matches: Mapping[str, Any] | None
 
 def _static_values(c: _Collector, op: Any, var: Any, wanted: Interval, typed: Interval,
                    ins: list[tuple[str, Any, Interval]]) -> None:
-    fp16 = dtype_name(var) == "fp16"
-    bad_in = [(p, v) for p, v, iv in ins if iv.has_inf or iv.may_nan]
+    """nan (created here), nonfinite (received), or overflow (beyond 65504 from finite inputs)."""
+    bad_in = [v for _, v, iv in ins if iv.has_inf or iv.may_nan]
     if typed.may_nan and not any(iv.may_nan for _, _, iv in ins) and _touches_fp16(op):
-        why = f"; input {bad_in[0][1].name} may be ±inf" if bad_in else ""
-        c.add(op, var.name, "nan", "warning", wanted.maxabs, FP16_MAX,
-              f"{op.op_type} may produce NaN{why}")
+        why = f"; input {bad_in[0].name} may be ±inf" if bad_in else ""
+        c.add(op, var.name, "nan", "warning", wanted.maxabs, FP16_MAX, f"{op.op_type} may produce NaN{why}")
         return
-    if not fp16 or wanted.maxabs <= FP16_MAX:
-        if bad_in and (typed.has_inf or typed.may_nan):
-            src = bad_in[0][1]
-            c.add(op, var.name, "nonfinite", "info", wanted.maxabs, FP16_MAX,
-                  f"receives ±inf/NaN from {src.op.name if src.op is not None else src.name}")
-        return
-    if bad_in:
-        src = bad_in[0][1]
+    over = dtype_name(var) == "fp16" and wanted.maxabs > FP16_MAX
+    if bad_in and (over or typed.has_inf or typed.may_nan):
         c.add(op, var.name, "nonfinite", "info", wanted.maxabs, FP16_MAX,
-              f"receives ±inf/NaN from {src.op.name if src.op is not None else src.name}")
-        return
-    if op.op_type == "const":
+              f"receives ±inf/NaN from {_origin(bad_in[0])}")
+    elif over and op.op_type == "const":
         c.add(op, var.name, "overflow", "warning", wanted.maxabs, FP16_MAX, CONST_INF)
-        return
-    certain = wanted.lo > FP16_MAX or wanted.hi < -FP16_MAX
-    c.add(op, var.name, "overflow", "error" if certain else "warning", wanted.maxabs, FP16_MAX,
-          f"{op.op_type} output may reach {_fmt(wanted.maxabs)} > 65504 in fp16"
-          f" (static bound in [{_fmt(wanted.lo)}, {_fmt(wanted.hi)}])")
+    elif over:
+        certain = wanted.lo > FP16_MAX or wanted.hi < -FP16_MAX
+        c.add(op, var.name, "overflow", "error" if certain else "warning", wanted.maxabs, FP16_MAX,
+              f"{op.op_type} output may reach {_fmt(wanted.maxabs)} > 65504 in fp16"
+              f" (static bound in [{_fmt(wanted.lo)}, {_fmt(wanted.hi)}])")
+
+
+def _origin(var: Any) -> str:
+    return var.op.name if var.op is not None else var.name
 
 
 def _ane(c: _Collector, op: Any, var: Any, out: Interval, x: Interval | None, severity: str) -> None:
@@ -298,7 +294,7 @@ def calibrated_findings(fn: Any, cal: Calibration, matches: Mapping[str, Any] | 
             c.add(None, var.name, "overflow", "error", ref.maxabs, FP16_MAX,
                   f"input {name} holds {_fmt(ref.maxabs)} > 65504: it is ±inf as fp16")
     for op in iter_ops(fn):
-        ins = [(p, v) for p, v in _float_inputs(op)]
+        ins = _float_inputs(op)
         for var in op.outputs:
             if var.name not in cal.actual or dtype_name(var) not in FLOAT_DTYPES:
                 continue
@@ -350,9 +346,8 @@ def _calibrated_values(c: _Collector, op: Any, var: Any, cal: Calibration, ins) 
         return
     bad_in = [v for _, v in ins if cal.nonfinite(v.name)]
     if bad_in:
-        src = bad_in[0]
         c.add(op, var.name, "nonfinite", "info", math.inf, FP16_MAX,
-              f"receives inf/NaN from {src.op.name if src.op is not None else src.name} in the fp16 run")
+              f"receives inf/NaN from {_origin(bad_in[0])} in the fp16 run")
     else:
         got = cal.actual[var.name]
         kind = "nan" if got.may_nan and not got.has_inf else "overflow"
