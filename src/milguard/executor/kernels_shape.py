@@ -237,6 +237,14 @@ def _flatten2d(a, s):
     return x.reshape(int(np.prod(x.shape[:axis])), -1)
 
 
+def _reshape_like(a, s):
+    """Reshape to the concatenation of ref_tensors[i].shape[begins[i]:ends[i]] (end_masks[i]: to the end)."""
+    shape: list[int] = []
+    for ref, begin, end, to_end in zip(a["ref_tensors"], _ints(a["begins"]), _ints(a["ends"]), np.atleast_1d(a["end_masks"])):
+        shape += list(np.shape(ref)[begin:None if bool(to_end) else end])
+    return np.reshape(a["x"], shape)
+
+
 def _crop(a, s):
     """Drop crop_height = [top, bottom] rows and crop_width = [left, right] columns."""
     x = a["x"]
@@ -267,7 +275,7 @@ KERNELS: dict[str, Callable] = {
     "reverse_sequence": _reverse_sequence,
     "sliding_windows": _sliding_windows,
     "reshape": _reshape,
-    "reshape_like": lambda a, s: np.reshape(a["x"], s.shape),
+    "reshape_like": _reshape_like,
     "transpose": lambda a, s: np.transpose(a["x"], _ints(a["perm"])),
     "expand_dims": _expand_dims,
     "squeeze": _squeeze,
