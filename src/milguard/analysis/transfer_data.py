@@ -24,7 +24,7 @@ _SAME = ("identity", "reshape", "transpose", "expand_dims", "squeeze", "slice_by
          "gather_along_axis", "gather_nd", "sliding_windows", "pixel_shuffle", "pixel_unshuffle",
          "depth_to_space", "space_to_depth", "space_to_batch", "batch_to_space", "crop",
          "upsample_nearest_neighbor", "resize_nearest_neighbor", "upsample_bilinear",
-         "resize_bilinear", "max_pool", "reshape_like", "split")
+         "resize_bilinear", "resize", "max_pool", "reshape_like", "split")
 
 
 @transfer(*_SAME)
