@@ -57,6 +57,24 @@ def saved(program, path: Path) -> Path:
     return path
 
 
+def planted_x() -> np.ndarray:
+    x = np.random.default_rng(0).normal(0, 1, SHAPE).astype(np.float16)
+    x[0, 5] = 300.0                                  # 300² = 90000 > 65504
+    return x
+
+
+@pytest.fixture(scope="session")
+def rms():
+    """The builder of the fp16 RMSNorm program (``rms(eps=...)``)."""
+    return rms_program
+
+
+@pytest.fixture(scope="session")
+def planted() -> dict[str, np.ndarray]:
+    """A calibration sample with one value of 300 in the RMSNorm's input."""
+    return {"x": planted_x()}
+
+
 @pytest.fixture(scope="session")
 def packages(tmp_path_factory) -> dict[str, Path]:
     """rms: overflows under calibration; eps: only an underflowing epsilon (1e-7); clean: eps 1e-3."""
@@ -65,8 +83,7 @@ def packages(tmp_path_factory) -> dict[str, Path]:
            "eps": saved(rms_program(eps=1e-7), root / "eps.mlpackage"),
            "clean": saved(rms_program(eps=1e-3), root / "clean.mlpackage"),
            "crop": saved(crop_program(), root / "crop.mlpackage")}
-    x = np.random.default_rng(0).normal(0, 1, SHAPE).astype(np.float16)
-    x[0, 5] = 300.0                                  # 300² = 90000 > 65504
+    x = planted_x()
     np.savez(root / "planted.npz", x=x)
     np.savez(root / "tame.npz", x=np.clip(x, -2, 2))
     np.savez(root / "crop.npz", x=np.ones((1, 4, 8, 8), np.float16))

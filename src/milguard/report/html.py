@@ -58,6 +58,13 @@ def render(d: Mapping[str, Any]) -> str:
 
 def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
     """The magnitude plot with the device strip under it, as PNG bytes."""
+    buf = io.BytesIO()
+    figure(d, dpi).savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
+    """The matplotlib Figure (no pyplot state): axes[0] the magnitudes, axes[1] the device strip."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -84,8 +91,8 @@ def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
     ax.set_xlim(-0.8, n - 0.2)
     ax.axhspan(FP16_MAX, y_hi, color="#f6aea9", alpha=0.35, zorder=1, lw=0)
     ax.axhspan(y_lo, FP16_MIN_NORMAL, color="#dadce0", alpha=0.45, zorder=1, lw=0)
-    ax.axhline(FP16_MAX, color="#d93025", lw=1.4, zorder=1.5)
-    ax.axhline(FP16_MIN_NORMAL, color="#5f6368", lw=1.0, ls="--", zorder=1.5)
+    ax.axhline(FP16_MAX, color="#d93025", lw=1.4, zorder=1.5, gid="fp16-max")
+    ax.axhline(FP16_MIN_NORMAL, color="#5f6368", lw=1.0, ls="--", zorder=1.5, gid="fp16-min-normal")
     side = ax.get_yaxis_transform()
     for y, text, color in ((top, "±inf", "#b3261e"), (FP16_MAX, "fp16 max\n65504", "#b3261e"),
                            (FP16_MIN_NORMAL, "fp16 smallest\nnormal 6.1e-5", "#3c4043")):
@@ -108,11 +115,13 @@ def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
                     xs, ys = zip(*pts)
                     ax.scatter(xs, ys, marker=DEVICE_MARKER[dev], s=34 if filled else 40,
                                facecolors=color if filled else "white", edgecolors=color,
-                               linewidths=1.3, zorder=4 if filled else 3)
+                               linewidths=1.3, zorder=4 if filled else 3,
+                               gid=f"{'calibrated' if filled else 'static'}:{prec}:{dev or 'input'}")
 
     inf_x = [i for i, r in enumerate(rows) if _nonfinite(r.get("observed_lo"), r.get("observed_hi"))]
     if inf_x:
-        ax.scatter(inf_x, [top] * len(inf_x), marker="x", s=46, color="#b3261e", linewidths=1.8, zorder=6)
+        ax.scatter(inf_x, [top] * len(inf_x), marker="x", s=46, color="#b3261e", linewidths=1.8, zorder=6,
+                   gid="nonfinite")
 
     x_of = {}
     for i, r in enumerate(rows):
@@ -124,7 +133,7 @@ def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
         if pts:
             xs, ys = zip(*pts)
             ax.scatter(xs, ys, marker="o", s=190, facecolors="none", edgecolors=SEVERITY_COLOR[sev],
-                       linewidths=1.6, zorder=5)
+                       linewidths=1.6, zorder=5, gid=f"finding:{sev}")
     _annotate(ax, gating, x_of, top)
 
     ax.set_ylabel("max |value|  (log scale)")
@@ -154,10 +163,7 @@ def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
         strip.set_xticklabels([r["op_type"] for r in rows], rotation=90, fontsize=6.5)
     strip.set_xlabel("program order (function inputs first)", fontsize=9)
     fig.subplots_adjust(left=0.06, right=0.91, top=0.9, bottom=0.2)
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def _device_strip(strip: Any, rows: Sequence[Mapping[str, Any]], devices: Mapping[str, str], n: int) -> None:
@@ -176,7 +182,7 @@ def _device_strip(strip: Any, rows: Sequence[Mapping[str, Any]], devices: Mappin
     for dev, a, b in runs:
         if dev is None:
             continue
-        strip.axvspan(a - 0.5, b + 0.5, color=DEVICE_COLOR[dev], lw=0)
+        strip.axvspan(a - 0.5, b + 0.5, color=DEVICE_COLOR[dev], lw=0, gid=f"segment:{dev}:{a}:{b}")
         if b - a + 1 >= max(3, n // 25):
             strip.text((a + b) / 2, 0.5, DEVICE_NAME[dev], ha="center", va="center", color="white",
                        fontsize=8.5, fontweight="bold")
