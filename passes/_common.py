@@ -67,7 +67,7 @@ def last_or_channel_axis(match) -> str | None:
 FP16_MAX = 65504.0
 
 
-def centred_square_overflows(x) -> str | None:
+def centred_square_overflows(match, x) -> str | None:
     """Risk of a native layer_norm: (x - mean)^2 exceeds 65504 once the spread of x passes 256."""
     spread = x.hi - x.lo
     if spread * spread > FP16_MAX:

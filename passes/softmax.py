@@ -14,15 +14,20 @@ LOGITS = Bind("x")
 EXP_LIMIT = 11.09                 # exp(11.09) = 65504: the largest fp16 exponential
 
 
-def logits_beyond_fp16(x) -> str | None:
-    """Risk of a native softmax: logits that fp16 cannot hold (a finfo(float32).min mask becomes -inf
-    and a fully masked row NaN, coremltools PR #2669)."""
-    if x.may_nan or x.maxabs > 65504.0:
-        return f"logits in [{x.lo:.3g}, {x.hi:.3g}] leave the fp16 range"
+def long_rows(match, x) -> str | None:
+    """Risk of a native softmax: its sum of shifted exponentials (each <= 1) reaches the row length n,
+    past 65504 for rows longer than that. Logits that fp16 cannot hold (a finfo(float32).min mask,
+    coremltools PR #2669) are no reason here: an fp32 softmax cannot repair an fp16 input, and the
+    audit reports the constant that causes it."""
+    axis = int(match.root.inputs["axis"].val) if "axis" in match.root.inputs else -1
+    shape = match.bindings["x"].shape
+    n = shape[axis] if shape and isinstance(shape[axis], int) else None
+    if n is not None and n > 65504:
+        return f"the row sum of {n} exponentials may exceed 65504"
     return None
 
 
-def exp_overflows(x) -> str | None:
+def exp_overflows(match, x) -> str | None:
     """Risk of a native reduce_log_sum_exp: lowered without a max shift on the Neural Engine, its
     exp overflows once x > 11.09 (coremltools issue #2690)."""
     if x.hi > EXP_LIMIT:
@@ -52,7 +57,7 @@ RULES = [
     Rule("softmax", "softmax.log_softmax_naive", LOG_SOFTMAX_NAIVE, benefit=11,
          core=("exp", "sum", "log")),
     Rule("softmax", "softmax.log_of_softmax", LOG_OF_SOFTMAX, benefit=5),
-    Rule("softmax", "softmax.native", P.softmax(x=LOGITS), keep_fp32=False, risk=logits_beyond_fp16),
+    Rule("softmax", "softmax.native", P.softmax(x=LOGITS), keep_fp32=False, risk=long_rows),
     Rule("softmax", "softmax.native_log_sum_exp", P.reduce_log_sum_exp(x=LOGITS), keep_fp32=False,
          risk=exp_overflows),
 ]

@@ -78,7 +78,7 @@ def _static_risk(program: Program, options: Options) -> Callable[[Match], str | 
             ranges[match.function] = propagate(program, given, function=match.function)
         x = match.bindings["x"].name
         rm = ranges[match.function]
-        return match.rule.risk(rm.wanted.get(x, rm.typed.get(x))) if x in rm else None
+        return match.rule.risk(match, rm.wanted.get(x, rm.typed.get(x))) if x in rm else None
     return risk
 
 
