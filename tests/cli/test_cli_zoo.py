@@ -1,0 +1,74 @@
+"""The CLI on a converted zoo model: the bundled example converted with default fp16, planted inputs."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    from milguard import zoo
+    from milguard.mil import write_package
+
+    entry = zoo.MODELS[zoo.EXAMPLE]
+    root = tmp_path_factory.mktemp("zoo")
+    pkg = write_package(zoo.convert(entry), root / f"{entry.name}.mlpackage")
+    npz = root / "planted.npz"
+    np.savez(npz, **{n: t.numpy() for n, t in zip(entry.input_names, entry.planted_inputs(0))})
+    return pkg, npz
+
+
+def test_audit_of_the_example(cli, example, tmp_path):
+    pkg, npz = example
+    out_json, out_html = tmp_path / "a.json", tmp_path / "a.html"
+    code, out, err = cli("audit", pkg, "--calibration", npz, "--json", out_json, "--html", out_html,
+                         "--fail-on", "overflow")
+    assert code == 1 and re.fullmatch(r"milguard: \d+ findings reach --fail-on overflow\n", err)
+    d = json.loads(out_json.read_text())
+    rms = [p for p in d["patterns"] if p["kind"] == "rms_norm"]
+    assert len(rms) == 3 and {p["precision"] for p in rms} == {"fp16"}
+    pows = {op for p in rms for op in p["ops"][:1]}
+    errors = [f for f in d["findings"] if f["severity"] == "error" and f["source"] == "calibration"
+              and f["kind"] == "overflow"]
+    assert pows <= {f["op"] for f in errors}                     # every RMSNorm square overflows
+    assert all(f["covered_by"] == "milguard::keep_fp32_rms_norm" for f in errors if f["op"] in pows)
+    assert "Patterns (4): region precision" in out and "rms_norm" in out
+    page = out_html.read_text()
+    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+    assert page.count("<span class='sev error'>") == d["summary"]["findings"]["by_severity"]["error"]
+
+
+def test_fix_then_audit_the_example(cli, example, tmp_path):
+    pkg, npz = example
+    fixed = tmp_path / "fixed.mlpackage"
+    code, out, _ = cli("fix", pkg, "-o", fixed, "--calibration", npz)
+    assert code == 0 and "wrote" in out and "regions kept fp32" in out
+    out_json = tmp_path / "after.json"
+    code, _, _ = cli("audit", fixed, "--calibration", npz, "--json", out_json)
+    d = json.loads(out_json.read_text())
+    assert code == 0
+    # the decomposed RMSNorms are kept fp32; the native softmax only when the analysis puts it at risk
+    assert [p["precision"] for p in d["patterns"] if p["kind"] == "rms_norm"] == ["fp32"] * 3
+    assert [f for f in d["findings"] if f["severity"] == "error"] == []
+    gating = [f for f in d["findings"] if f["severity"] in ("error", "warning")]
+    assert [f for f in gating if f["covered_by"]] == []         # nothing left inside the kept regions
+    assert [f for f in gating if f["source"] == "calibration" and f["op_type"] != "const"] == []
+
+
+def test_neural_network_conversion_is_rejected(cli, capsys, tmp_path):
+    import coremltools as ct
+    import torch
+
+    traced = torch.jit.trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()).eval(),
+                             torch.zeros(1, 4))
+    nn = tmp_path / "nn.mlmodel"
+    ct.convert(traced, inputs=[ct.TensorType(name="x", shape=(1, 4))], convert_to="neuralnetwork").save(str(nn))
+    capsys.readouterr()                                          # the converter's own progress output
+    code, out, err = cli("audit", nn, "--json", tmp_path / "r.json")
+    assert code == 2 and out == "" and not (tmp_path / "r.json").exists()
+    assert err == f"milguard: error: {nn}: a 'neuralNetwork' model, not an ML program; milguard reads ML programs only\n"
