@@ -110,7 +110,8 @@ KERNELS: dict[str, Callable] = {
     "abs": _unary(np.abs), "acos": _unary(np.arccos), "asin": _unary(np.arcsin),
     "atan": _unary(np.arctan), "atanh": _unary(np.arctanh), "ceil": _unary(np.ceil),
     "cos": _unary(np.cos), "cosh": _unary(np.cosh), "exp": _unary(np.exp), "exp2": _unary(np.exp2),
-    "floor": _unary(np.floor), "round": _unary(np.round),   # half to even, as coremltools' value inference "sign": _unary(np.sign),
+    # round: half to even, as coremltools' own value inference
+    "floor": _unary(np.floor), "round": _unary(np.round), "sign": _unary(np.sign),
     "sin": _unary(np.sin), "sinh": _unary(np.sinh), "sqrt": _unary(np.sqrt),
     "square": _unary(lambda x: x * x), "tan": _unary(np.tan), "tanh": _unary(np.tanh),
     "erf": _unary(lambda x: erf(x).astype(x.dtype)), "logical_not": _unary(np.logical_not),
