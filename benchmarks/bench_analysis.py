@@ -1,0 +1,193 @@
+"""fp16 risk analysis time against program size, and its false positives on planted activations.
+
+Synthetic transformer-shaped fp16 MIL programs built with the MIL builder (no torch): N layers of
+a decomposed fp16 RMSNorm (pow, reduce_mean, add, rsqrt, mul, mul), attention (q/k/v linears,
+reshapes, transposes, q·kᵀ, softmax, ·v, output linear), a second RMSNorm and a SiLU MLP, with
+residual adds; hidden 256, 4 heads, sequence 64, MLP 1024. Sizes 8, 16, 32 and 64 layers.
+
+For each size, best of the repeats, in seconds: ``propagate`` (static intervals for every var),
+``static_findings``, ``to_networkx`` (with pattern matching and placement), the whole
+``audit`` (static only), and ``calibrate`` (two executor runs, fp32 reference and typed fp16, on
+one sample); plus µs per op and the growth exponent k of t ~ ops^k (least squares on log-log).
+Target, stated before measuring: the 32-layer audit within a few seconds, k close to 1.
+
+The second table counts, on the three planted-activation programs of the analysis tests
+(LLaMA RMSNorm at |x| = 300, masked softmax with finfo(float32).min, LayerNorm2d with ±1000
+channels), the ops that go non-finite in the executor's fp16 run, the ops the calibrated and the
+static analyses flag, and the false negatives and false positives of each.
+
+Run: ``python benchmarks/bench_analysis.py [--quick]``; writes results/analysis.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+NAME = "analysis"
+LAYERS_FULL = (8, 16, 32, 64)
+LAYERS_QUICK = (8, 16)
+REPEATS = 3
+HIDDEN, HEADS, SEQ, INTER = 256, 4, 64, 1024
+
+
+def transformer_program(layers: int):
+    """A pymil Program of ``layers`` fp16 pre-norm decoder layers with decomposed RMSNorms."""
+    import coremltools as ct
+
+    from milguard.mil import mb, types
+
+    rng = np.random.default_rng(0)
+    hd = HIDDEN // HEADS
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / math.sqrt(shape[-1])).astype(np.float16)
+
+    def rms_norm(h):
+        var = mb.reduce_mean(x=mb.pow(x=h, y=np.float16(2)), axes=[-1], keep_dims=True)
+        y = mb.mul(x=h, y=mb.rsqrt(x=mb.add(x=var, y=np.float16(1e-5))))
+        return mb.mul(x=y, y=np.ones(HIDDEN, np.float16))
+
+    def heads_of(t):
+        return mb.transpose(x=mb.reshape(x=t, shape=[1, SEQ, HEADS, hd]), perm=[0, 2, 1, 3])
+
+    def attention(h):
+        q, k, v = (heads_of(mb.linear(x=h, weight=w(HIDDEN, HIDDEN))) for _ in range(3))
+        scores = mb.mul(x=mb.matmul(x=q, y=k, transpose_y=True), y=np.float16(1 / math.sqrt(hd)))
+        a = mb.transpose(x=mb.matmul(x=mb.softmax(x=scores, axis=-1), y=v), perm=[0, 2, 1, 3])
+        return mb.linear(x=mb.reshape(x=a, shape=[1, SEQ, HIDDEN]), weight=w(HIDDEN, HIDDEN))
+
+    def mlp(h):
+        return mb.linear(x=mb.silu(x=mb.linear(x=h, weight=w(INTER, HIDDEN))), weight=w(HIDDEN, INTER))
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, SEQ, HIDDEN), dtype=types.fp16)],
+                opset_version=ct.target.iOS17)
+    def prog(x):
+        for _ in range(layers):
+            x = mb.add(x=x, y=attention(rms_norm(x)))
+            x = mb.add(x=x, y=mlp(rms_norm(x)))
+        return x
+    return prog
+
+
+def _best(fn, repeats: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def _exponent(ops: list[int], secs: list[float]) -> float:
+    return float(np.polyfit(np.log(ops), np.log(secs), 1)[0]) if len(ops) > 1 else float("nan")
+
+
+def measure(layers: int, repeats: int) -> dict[str, Any]:
+    from milguard.analysis.calibrate import calibrate
+    from milguard.analysis.findings import count, static_findings
+    from milguard.analysis.graph import pattern_index, to_networkx
+    from milguard.analysis.ranges import propagate
+    from milguard.mil import iter_ops
+    from milguard.report.audit import audit
+
+    prog = transformer_program(layers)
+    fn = prog.functions["main"]
+    ops = sum(1 for _ in iter_ops(fn))
+    t_prop, ranges = _best(lambda: propagate(prog), repeats)
+    matches = pattern_index(prog, "main")
+    t_find, findings = _best(lambda: static_findings(fn, ranges, matches), repeats)
+    t_graph, graph = _best(lambda: to_networkx(prog), repeats)
+    t_audit, _ = _best(lambda: audit(prog), repeats)
+    sample = {"x": np.random.default_rng(1).normal(0, 1, (1, SEQ, HIDDEN)).astype(np.float32)}
+    t_cal, _ = _best(lambda: calibrate(prog, sample), 1)
+    return {"layers": layers, "ops": ops, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
+            "patterns": len({id(m) for m in matches.values()}), "findings": count(findings),
+            "propagate_s": t_prop, "findings_s": t_find, "to_networkx_s": t_graph, "audit_s": t_audit,
+            "calibrate_s": t_cal}
+
+
+def planted_counts() -> list[dict[str, Any]]:
+    path = HERE.parent / "tests" / "analysis" / "test_analysis_planted.py"
+    spec = importlib.util.spec_from_file_location("analysis_planted_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    rows = []
+    for name in sorted(module.CASES):
+        for island in (False, True):
+            _, static, calibrated, nonfinite = module.analyse(name, island)
+            cal, sta = module._flagged(calibrated), module._flagged(static)
+            rows.append({"model": name, "fp32_island": island, "nonfinite_ops": sorted(nonfinite),
+                         "calibrated_flagged": sorted(cal), "static_flagged": sorted(sta),
+                         "calibrated_false_negatives": len(nonfinite - cal),
+                         "calibrated_false_positives": len(cal - nonfinite),
+                         "static_false_negatives": len(nonfinite - sta),
+                         "static_false_positives": len(sta - nonfinite)})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], growth: dict[str, float], planted: list[dict[str, Any]],
+             load: list[float]) -> str:
+    out = ["# Analysis: fp16 risk analysis on transformer-shaped programs", "",
+           f"Per layer: two decomposed fp16 RMSNorms, attention (hidden {HIDDEN}, {HEADS} heads, "
+           f"sequence {SEQ}), SiLU MLP ({INTER}); default input range [-1, 1]. Best of {REPEATS}, seconds "
+           "(calibrate: one sample, one run, i.e. two executor runs); ops include consts. "
+           f"Load average during the run {load[0]:.1f} -> {load[1]:.1f} on {os.cpu_count()} cores "
+           "(a shared machine: timings are upper bounds).", "",
+           "| layers | ops | patterns | static findings (warning/info) | propagate | findings | to_networkx "
+           "| audit | µs/op (audit) | calibrate |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        sev = r["findings"]["by_severity"]
+        out.append(f"| {r['layers']} | {r['ops']} | {r['patterns']} | {sev.get('warning', 0)}/{sev.get('info', 0)} | "
+                   f"{r['propagate_s']:.3f} | {r['findings_s']:.3f} | {r['to_networkx_s']:.3f} | "
+                   f"{r['audit_s']:.3f} | {1e6 * r['audit_s'] / r['ops']:.0f} | {r['calibrate_s']:.3f} |")
+    out += ["", "Growth exponent k (t ~ ops^k): " + ", ".join(f"{k} {v:.2f}" for k, v in growth.items())
+            + ". Target: the 32-layer audit within a few seconds; k close to 1.", "",
+            "## Planted activations: flagged ops against ops that go non-finite in the fp16 run", "",
+            "| model | fp32 island | non-finite ops | calibrated FN | calibrated FP | static FN | static FP |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for p in planted:
+        out.append(f"| {p['model']} | {'yes' if p['fp32_island'] else 'no'} | {len(p['nonfinite_ops'])} | "
+                   f"{p['calibrated_false_negatives']} | {p['calibrated_false_positives']} | "
+                   f"{p['static_false_negatives']} | {p['static_false_positives']} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 and 16 layers only")
+    args = parser.parse_args(argv)
+    logging.getLogger("milguard").setLevel(logging.WARNING)
+    load = [os.getloadavg()[0]]
+    rows = [measure(n, REPEATS) for n in (LAYERS_QUICK if args.quick else LAYERS_FULL)]
+    load.append(os.getloadavg()[0])
+    ops = [r["ops"] for r in rows]
+    growth = {key: _exponent(ops, [r[f"{key}_s"] for r in rows])
+              for key in ("propagate", "findings", "to_networkx", "audit", "calibrate")}
+    planted = planted_counts()
+    result = {"name": NAME, "python": platform.python_version(), "machine": platform.machine(),
+              "hidden": HIDDEN, "heads": HEADS, "seq": SEQ, "inter": INTER, "repeats": REPEATS,
+              "load_average": load, "rows": rows, "growth_exponent": growth, "planted": planted}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{NAME}.md").write_text(markdown(rows, growth, planted, load))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
