@@ -337,3 +337,20 @@ def test_sam_style_windowed_attention_with_relative_positions_matches_torch():
     torch.manual_seed(8)
     mlmodel = _check_fp32(WindowedRelPosAttention().eval(), (torch.randn(1, 6, 7, 16),), ("x",))
     assert "pad" in _op_types(mlmodel)
+
+
+@pytest.mark.slow
+def test_default_fp16_conversion_of_a_healthy_layer_stays_close_to_torch():
+    """Ordinary activations: the fp16 program is within fp16 noise of torch in both accumulation modes."""
+    torch.manual_seed(9)
+    x, pad = torch.randn(1, 16, 64), torch.ones(1, 16)
+    module = EncoderLayer().eval()
+    with torch.no_grad():
+        want = module(x, pad).numpy()
+    fp16 = _convert(module, (x, pad), ("x", "pad"), minimum_deployment_target=ct.target.iOS17)
+    feeds = {"x": x.numpy(), "pad": pad.numpy()}
+    errors = {acc: _relative_error(list(run(fp16, feeds, accumulate=acc).values())[0], want) for acc in ("fp32", "fp16")}
+    trace = run(fp16, feeds, trace=True)
+    assert sum(v.dtype == np.float16 for v in trace.values()) > 20          # the program really runs in fp16
+    assert 1e-5 < errors["fp32"] < 1e-2 and 1e-5 < errors["fp16"] < 2e-2
+    assert first_nonfinite(fp16, trace) is None
