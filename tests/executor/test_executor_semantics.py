@@ -297,3 +297,15 @@ def test_state_is_read_updated_and_visible_in_the_trace():
     np.testing.assert_array_equal(trace["cache"], [[1, 1, 1, 1], [1, 2, 3, 4], [1, 1, 1, 1]])
     assert trace["cache"].dtype == F16
     np.testing.assert_array_equal(cache, np.ones((3, 4)))                       # the caller's array is untouched
+
+
+def test_fp16_accumulation_in_einsum_contracts_blockwise(program_of):
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(2, 3, 70)).astype(F16), rng.normal(size=(70, 3, 4)).astype(F16)
+    prog = program_of(lambda a, b: mb.einsum(values=(a, b), equation="chw,whr->chr"), [x, y])
+    got = list(run(prog, {"x0": x, "x1": y}, accumulate="fp16").values())[0]
+    xf, yf = x.astype(np.float64), y.astype(np.float64)
+    want = np.array([[[_blocked_reference(xf[c, h] * yf[:, h, r]) for r in range(4)] for h in range(3)] for c in range(2)])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(list(run(prog, {"x0": x, "x1": y}).values())[0].astype(np.float64),
+                               np.einsum("chw,whr->chr", xf, yf), rtol=2e-3, atol=2e-3)

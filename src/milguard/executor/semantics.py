@@ -16,6 +16,9 @@ Accumulation (reductions, matmul, linear, conv, and the sums inside softmax and 
   :data:`FP16_BLOCK` consecutive terms; each block's partial sum (of products, for matmul/conv)
   is formed in float32 and rounded to fp16 — a dot-product unit with a wide internal adder —
   then the block partials are added one after another with fp16 rounding after every addition.
+  Terms are taken in the order of the summed axis; for several reduced axes, in row-major order
+  of those axes; for conv, input channel then kernel offsets; for conv_transpose the per-offset
+  contributions that land on one output are added in kernel order, fp16-rounded each time.
   A partial beyond 65504 becomes inf and stays inf. Intermediates of composite ops are rounded
   to fp16 after every elementary step. Ops typed fp32 always accumulate in fp32.
 """
