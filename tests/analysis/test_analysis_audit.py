@@ -113,6 +113,20 @@ def test_ane_limits_add_the_matmul_cliff():
     assert f.limit == 32752.0 and "ANEForge" in f.message and f.magnitude == pytest.approx(40000, rel=1e-3)
 
 
+def test_ane_limits_flag_a_fused_layer_norm_fed_large_values():
+    prog = Program()
+    with Function({"x": mb.placeholder(shape=(1, 8, 64), dtype=types.fp16)}) as fn:
+        fn.set_outputs([mb.layer_norm(x=fn.inputs["x"], axes=[-1], epsilon=np.float16(1e-5), name="ln")])
+    prog.add_function("main", fn)
+    def overflow(**kw):
+        return [f for f in audit(prog, **kw).findings if f.kind == "overflow"]
+
+    assert not overflow(input_ranges={"x": (-1000, 1000)})          # the op itself stays bounded
+    f = overflow(input_ranges={"x": (-1000, 1000)}, ane_limits=True)[0]
+    assert f.op == "ln" and f.limit == 255.9 and "(x - mean)²" in f.message
+    assert not overflow(input_ranges={"x": (-100, 100)}, ane_limits=True)
+
+
 def test_accumulation_over_many_fp16_elements():
     prog = Program()
     with Function({"x": mb.placeholder(shape=(1, 4096), dtype=types.fp16)}) as fn:

@@ -64,3 +64,34 @@ def test_findings_disappear_once_milguard_keeps_the_norms_fp32(converted):
     assert {f.module for f in cal} <= {"self_attn"}          # only the -inf mask remains
     patterns = rep.to_dict()["patterns"]
     assert any(p["kind"] == "rms_norm" and p["precision"] == "fp32" for p in patterns)
+
+
+@pytest.mark.slow
+def test_check_pass_inside_the_default_and_the_milguard_pipelines(converted, tmp_path):
+    import coremltools as ct
+
+    from milguard.analysis import check_pass
+    from milguard.report.audit import attach
+    from milguard.zoo import convert
+
+    entry = converted[0]
+    ranges = {"hidden_states": (-3000.0, 3000.0)}
+    plain = convert(entry, pass_pipeline=check_pass.install(ct.PassPipeline.DEFAULT, input_ranges=ranges))
+    guarded = convert(entry, pass_pipeline=check_pass.install(milguard.pipeline(), input_ranges=ranges))
+    in_plain, in_guarded = attach(plain)["main"], attach(guarded)["main"]
+    # the first x² overflows; the later norms receive its inf through the residual stream
+    squares = [f for f in in_plain if f.op_type == "pow" and f.kind in RISK]
+    assert [f.kind for f in squares] == ["overflow", "nonfinite", "nonfinite"]
+    assert all(f.covered_by == "milguard::keep_fp32_rms_norm" for f in squares)
+    assert {f.module for f in squares} == {"input_layernorm", "post_attention_layernorm", "norm"}
+    # inside the fp32 islands nothing overflows any more; the static worst case of q·kᵀ may
+    # still send inf downstream (kind "nonfinite"), but the first norm sees none of it
+    assert not [f for f in in_guarded if f.op_type in ("pow", "reduce_mean") and f.kind == "overflow"]
+    assert not [f for f in in_guarded if f.module == "input_layernorm" and f.kind in RISK]
+    saved = {op.name for op in guarded._mil_program.functions["main"].operations}
+    origins = {f.message.rsplit("from ", 1)[1] for f in in_guarded if f.kind == "nonfinite"}
+    assert origins and origins <= saved                      # messages name the saved ops
+    path = tmp_path / "guarded.mlpackage"
+    guarded.save(str(path))
+    again = [f for f in audit(path).to_dict()["findings"] if f["source"] == "pass"]
+    assert sorted(f["op"] for f in again) == sorted(f.op for f in in_guarded)

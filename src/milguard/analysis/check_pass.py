@@ -50,16 +50,19 @@ class CheckFp16Overflow(AbstractGraphPass):
         ranges = _parse_ranges(self.input_ranges)
         ane = str(self.ane_limits).strip().lower() in _TRUE
         recorded: dict[str, list] = {}
+        names: dict[str, Any] = {}                 # op name at this point -> op, for renaming
         for name, fn in prog.functions.items():
             given = {k: v for k, v in ranges.items() if k in fn.inputs}
             rm = propagate(prog, given, function=name, accumulate=self.accumulate)
             findings = static_findings(fn, rm, pattern_index(prog, name), ane_limits=ane)
             ops = {op.name: op for op in iter_ops(fn)}
+            names.update(ops)
             vars_ = {v.name: v for op in ops.values() for v in op.outputs}
             vars_.update({v.name: v for v in fn.inputs.values()})
             recorded[name] = [(ops.get(f.op), vars_.get(f.var), f) for f in findings]
             log.info("%s: %d findings in function %s", PASS_NAME, len(findings), name)
         prog._milguard_findings = recorded
+        prog._milguard_finding_names = names
         prog._milguard_findings_options = {"input_ranges": ranges, "ane_limits": ane,
                                            "accumulate": self.accumulate}
 

@@ -64,8 +64,9 @@ class AneLimit:
 
     op_types: tuple[str, ...]
     limit: float
-    on: str            # "output" | "input"
+    on: str            # "output" | "input" (largest x) | "input_abs" (largest |x|)
     source: str
+    what: str = ""
 
 
 ANE_LIMITS: tuple[AneLimit, ...] = (
@@ -75,6 +76,10 @@ ANE_LIMITS: tuple[AneLimit, ...] = (
     AneLimit(("slice_by_index", "slice_by_size"), 4094.0, "output", "sbryngelson/ANEForge#178"),
     # native softplus overflows on the ANE from x ~ 10.4
     AneLimit(("softplus",), 10.4, "input", "apple/coremltools#2687"),
+    # the fused layer_norm overflowed fp16 on the ANE for large inputs (fixed in macOS Sonoma);
+    # (x - mean)² leaves fp16 once |x - mean| > sqrt(65504) = 255.9
+    AneLimit(("layer_norm", "instance_norm"), 255.9, "input_abs",
+             "smpanaro/more-ane-transformers NOTES, Aug 2023", "its internal (x - mean)² may overflow"),
 )
 
 REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_sum_square", "reduce_l1_norm", "reduce_l2_norm",
@@ -202,12 +207,16 @@ def _ane(c: _Collector, op: Any, var: Any, out: Interval, x: Interval | None, se
             continue
         if rule.on == "output":
             mag = out.maxabs
+        elif x is None or x.is_empty:
+            continue
         else:
-            mag = x.hi if x is not None and not x.is_empty else -math.inf
+            mag = x.maxabs if rule.on == "input_abs" else x.hi
         if FP16_MAX >= mag > rule.limit:
+            side = "output" if rule.on == "output" else "input"
+            tail = f": {rule.what}" if rule.what else ""
             c.add(op, var.name, "overflow", severity, mag, rule.limit,
-                  f"{op.op_type} {rule.on} may reach {_fmt(mag)}, beyond the Neural Engine limit "
-                  f"{_fmt(rule.limit)} ({rule.source})")
+                  f"{op.op_type} {side} may reach {_fmt(mag)}, beyond the Neural Engine limit "
+                  f"{_fmt(rule.limit)}{tail} ({rule.source})")
 
 
 def _static_underflow(c: _Collector, op: Any, ranges: RangeMap) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -64,6 +65,7 @@ log = logging.getLogger("milguard")
 FORMAT = "milguard.audit/1"
 METADATA_KEY = "milguard.findings"
 METADATA_FORMAT = "milguard.findings/1"
+_FROM = re.compile(r"(from )(\S+)")          # "receives ±inf/NaN from <op>" names an upstream op
 
 
 def jsonable(x: Any) -> Any:
@@ -263,16 +265,20 @@ def attach(mlmodel: "ct.models.MLModel") -> dict[str, list[Finding]]:
     if recorded is None:
         raise MilguardError("attach: the model carries no findings; convert it with the "
                             "milguard::check_fp16_overflow pass in its pipeline")
+    alive = {id(op) for fn in program.functions.values() for op in iter_ops(fn)}
+    refs = getattr(program, "_milguard_finding_names", {})
+    final = {old: op.name if id(op) in alive else sanitized_op_name(old) for old, op in refs.items()}
     out: dict[str, list[Finding]] = {}
     for fname, items in recorded.items():
-        alive = {id(op) for fn in program.functions.values() for op in iter_ops(fn)}
         renamed = []
         for op, var, f in items:
             if op is not None and id(op) in alive:
                 op_name, var_name = op.name, var.name if var is not None else f.var
             else:
                 op_name, var_name = sanitized_op_name(f.op), sanitized_var_name(f.var)
-            renamed.append(Finding.from_dict({**f.to_dict(), "op": op_name, "var": var_name}))
+            message = _FROM.sub(lambda m: m.group(1) + final.get(m.group(2), m.group(2)), f.message)
+            renamed.append(Finding.from_dict({**f.to_dict(), "op": op_name, "var": var_name,
+                                              "message": message}))
         out[fname] = renamed
     record = {"format": METADATA_FORMAT,
               "options": getattr(program, "_milguard_findings_options", {}),
