@@ -133,3 +133,15 @@ def test_progress_lines():
             raise ValueError("boom")
     assert forced.getvalue() == "milguard: calibrating ... failed\n"
     assert not Progress(enabled=False, stream=_Tty()).enabled
+
+
+def test_torch_modules_shown_when_present(calibrated):
+    d = copy.deepcopy(calibrated)
+    for f in d["findings"]:
+        f["module"] = "model.layers.0.input_layernorm"
+    d["patterns"][0]["module"] = "model.layers.0.input_layernorm"
+    out = text.render(d)
+    row = next(line for line in out.splitlines() if line.strip().startswith("error"))
+    assert row.split()[4] == "model.layers.0.input_layernorm"
+    assert "<th>torch module</th>" in html.render(d) and "<th>torch module</th>" not in html.render(calibrated)
+    assert "module" not in text.render(calibrated).split("Findings")[1].splitlines()[1]

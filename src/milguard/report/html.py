@@ -240,18 +240,23 @@ def _cards(d: Mapping[str, Any]) -> str:
 def _findings_section(d: Mapping[str, Any]) -> str:
     order = {"error": 0, "warning": 1, "info": 2}
     items = sorted(d["findings"], key=lambda f: order.get(f["severity"], 3))
-    head = ("severity", "kind", "op", "type", "module", "magnitude", "limit", "source", "kept fp32 by",
-            "message")
+    modules = any(f.get("module") for f in items)       # a saved package may carry no torch scopes
+    head = ("severity", "kind", "op", "type", *(("torch module",) if modules else ()), "magnitude", "limit",
+            "source", "kept fp32 by", "message")
 
     def rows(fs: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         return [[f"<span class='sev {f['severity']}'>{f['severity']}</span>", _e(f["kind"]),
-                 f"<code>{_e(f['op'])}</code>", _e(f["op_type"]), _e(f.get("module") or "–"),
-                 _fmt(f["magnitude"]), _fmt(f["limit"]), _e(f["source"]),
-                 _e(f.get("covered_by") or "–"), _e(f["message"])] for f in fs]
+                 f"<code>{_e(f['op'])}</code>", _e(f["op_type"]),
+                 *((_e(f.get("module") or "–"),) if modules else ()),
+                 f"<span class=num>{_fmt(f['magnitude'])}</span>", f"<span class=num>{_fmt(f['limit'], 6)}</span>",
+                 _e(f["source"]), _pass_code(f.get("covered_by")), _e(f["message"])] for f in fs]
 
     main = [f for f in items if f["severity"] != "info"]
     info = [f for f in items if f["severity"] == "info"]
     out = [f"<h2>Findings ({len(items)})</h2>"]
+    if items and not modules:
+        out.append("<p class=note>The model carries no torch module names (they are kept in a model fresh "
+                   "from <code>ct.convert</code>, not in a saved package).</p>")
     out.append(_table(head, rows(main), "findings") if main else "<p>No error or warning findings.</p>")
     if info:
         out.append(f"<details><summary>{len(info)} info findings: inf/NaN passed on from upstream"
@@ -261,9 +266,11 @@ def _findings_section(d: Mapping[str, Any]) -> str:
 
 def _patterns_section(d: Mapping[str, Any]) -> str:
     pats = d["patterns"]
-    head = ("kind", "variant", "precision", "ops", "module", "kept fp32 by", "first op … last op")
+    modules = any(p.get("module") for p in pats)
+    head = ("kind", "variant", "precision", "ops", *(("torch module",) if modules else ()), "kept fp32 by",
+            "first op … last op")
     rows = [[_e(p["kind"]), _e(p["variant"]), f"<span class='prec {_e(p['precision'])}'>{_e(p['precision'])}</span>",
-             str(len(p["ops"])), _e(p.get("module") or "–"), _e(p.get("covered_by") or "–"),
+             str(len(p["ops"])), *((_e(p.get("module") or "–"),) if modules else ()), _pass_code(p.get("covered_by")),
              f"<code>{_e(p['ops'][0])}</code> … <code>{_e(p['ops'][-1])}</code>" if p["ops"] else "–"]
             for p in pats]
     return f"<h2>Patterns ({len(pats)})</h2>" + (_table(head, rows, "patterns") if rows else "<p>None found.</p>")
@@ -349,13 +356,20 @@ def _plotted(m: Any, top: float) -> float:
     return top if not math.isfinite(v) or v > top else v
 
 
-def _fmt(x: Any) -> str:
+def _fmt(x: Any, digits: int = 4) -> str:
     v = _f(x)
     if math.isnan(v):
         return "–"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
-    return f"{v:.4g}"
+    return f"{v:.{digits if abs(v) >= 1 else 3}g}"
+
+
+def _pass_code(name: str | None) -> str:
+    """``milguard::keep_fp32_rms_norm`` shown as code without the namespace (full name on hover)."""
+    if not name:
+        return "–"
+    return f"<code title='{_e(name)}'>{_e(name.split('::')[-1])}</code>"
 
 
 def _e(x: Any) -> str:
@@ -392,5 +406,6 @@ th,td{border-bottom:1px solid #eceff1;padding:4px 8px;vertical-align:top}
 .dev.ane{background:#188038}.dev.gpu{background:#9334e6}.dev.cpu{background:#80868b}
 details summary{cursor:pointer;color:var(--muted);margin:4px 0}
 .note{color:var(--muted);font-size:12.5px}
+.num{white-space:nowrap;font-variant-numeric:tabular-nums}
 footer{margin-top:30px;color:var(--muted);font-size:12px}
 """

@@ -59,10 +59,11 @@ def _patterns(d: Mapping[str, Any]) -> str:
     pats = d["patterns"]
     if not pats:
         return "Patterns: none found"
+    modules = any(p.get("module") for p in pats)
     rows = [(p["kind"], p["variant"], p["precision"], str(len(p["ops"])), p["ops"][0] if p["ops"] else "-",
-             p.get("module") or "-") for p in pats]
-    return "\n".join([f"Patterns ({len(pats)}): region precision", *table(
-        rows, ("kind", "variant", "precision", "ops", "first op", "module"), indent=2)])
+             *((p.get("module") or "-",) if modules else ())) for p in pats]
+    head = ("kind", "variant", "precision", "ops", "first op", *(("module",) if modules else ()))
+    return "\n".join([f"Patterns ({len(pats)}): region precision", *table(rows, head, indent=2)])
 
 
 def _findings(d: Mapping[str, Any], max_findings: int) -> str:
@@ -73,10 +74,11 @@ def _findings(d: Mapping[str, Any], max_findings: int) -> str:
                    key=lambda f: SEVERITY_ORDER.index(f["severity"]))
     if not shown:
         return head
-    rows = [(f["severity"], f["kind"], f["op"], f["op_type"], f.get("module") or "-", f["source"],
-             _short_pass(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
-    lines = [head, *table(rows, ("severity", "kind", "op", "type", "module", "source", "fix", "message"),
-                          indent=2)]
+    modules = any(f.get("module") for f in shown)       # a saved package carries no torch scopes
+    rows = [(f["severity"], f["kind"], f["op"], f["op_type"], *((f.get("module") or "-",) if modules else ()),
+             f["source"], _short_pass(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
+    head_row = ("severity", "kind", "op", "type", *(("module",) if modules else ()), "source", "fix", "message")
+    lines = [head, *table(rows, head_row, indent=2)]
     if len(shown) > max_findings:
         lines.append(f"  ... and {len(shown) - max_findings} more error/warning findings (see --json or --html)")
     if by_sev.get("info"):
