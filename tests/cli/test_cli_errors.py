@@ -166,3 +166,10 @@ def test_manifest_garbage_or_model_file_gone(cli, packages, tmp_path):
     empty = _copy(packages["rms"], tmp_path, "empty.mlpackage")
     empty.joinpath(*MODEL_FILE).write_bytes(b"")
     _bad(cli, tmp_path, empty, says=f"{empty}: corrupt package (com.apple.CoreML/model.mlmodel is empty)")
+
+
+def test_truncated_weight_file(cli, packages, tmp_path):
+    pkg = _copy(packages["rms"], tmp_path)
+    weights = pkg / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    weights.write_bytes(weights.read_bytes()[:40])
+    _bad(cli, tmp_path, pkg, says=f"{pkg}: corrupt ML program")
