@@ -95,10 +95,10 @@ def _build(data, steps: int, dtype: str = "fp32") -> Program:
     return prog
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+@pytest.mark.parametrize("dtype,accumulate", [("fp32", "fp32"), ("fp16", "fp32"), ("fp16", "fp16")])
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_every_executed_value_lies_in_its_interval(dtype, data):
+def test_every_executed_value_lies_in_its_interval(dtype, accumulate, data):
     steps = data.draw(st.integers(1, 6))
     prog = _build(data, steps, dtype)
     lo = data.draw(_floats(-8, 8))
@@ -107,9 +107,9 @@ def test_every_executed_value_lies_in_its_interval(dtype, data):
     x = np.random.default_rng(seed).uniform(lo, hi, size=(N, N)).astype(np.float32)
     x.flat[0], x.flat[-1] = np.float32(lo), np.float32(hi)
     x = np.clip(x, np.float32(lo), np.float32(hi)).astype(DT[dtype][0])
-    ranges = propagate(prog, {"x": (float(x.min()), float(x.max()))})
+    ranges = propagate(prog, {"x": (float(x.min()), float(x.max()))}, accumulate=accumulate)
     with np.errstate(all="ignore"):
-        trace = run(prog, {"x": x}, trace=True)
+        trace = run(prog, {"x": x}, trace=True, accumulate=accumulate)
     checked = 0
     for name, value in trace.items():
         if name not in ranges or np.asarray(value).dtype.kind != "f":

@@ -39,6 +39,8 @@ import numpy as np
 from .interval import Interval
 
 TransferFn = Callable[..., "Interval | list[Interval]"]
+FP16_UNIT = 2.0 ** -11
+FP16_LIMIT = 65504.0
 TRANSFER: dict[str, TransferFn] = {}
 
 
@@ -69,19 +71,37 @@ def _scalar(op, ctx, name: str, default: float) -> float:
     return float(np.asarray(v).reshape(-1)[0])
 
 
-def _acc(result: Interval, n: float, abs_sum: float, u: float, terms: Interval | None = None) -> Interval:
+def _acc(result: Interval, n: float, abs_sum: float, u: float, terms: Interval | None = None,
+         partial: float | None = None) -> Interval:
     """Widen a sum of n terms by its worst-case accumulation error (n-1)·u·Σ|terms|.
 
     Terms of one sign cannot cancel: the error is then relative to the sum itself, which keeps
-    a sum of squares non-negative.
+    a sum of squares non-negative. Under fp16 accumulation (u = 2^-11) a running partial sum
+    beyond 65504 is inf and stays inf: when ``partial`` (a bound on |partial sums|, default
+    ``abs_sum``) exceeds it, ±inf joins the result (NaN too when both signs can overflow).
     """
-    if n <= 1:
-        return result
-    if terms is not None and not terms.is_empty and (terms.lo >= 0 or terms.hi <= 0):
-        return result.widen((n - 1) * u)
-    if not math.isfinite(abs_sum):
-        return result
-    return result.widen(0.0, (n - 1) * u * abs_sum)
+    out = result
+    if n > 1:
+        if terms is not None and not terms.is_empty and (terms.lo >= 0 or terms.hi <= 0):
+            out = result.widen((n - 1) * u)
+        elif math.isfinite(abs_sum):
+            out = result.widen(0.0, (n - 1) * u * abs_sum)
+    bound = abs_sum if partial is None else partial
+    if u >= FP16_UNIT and bound > FP16_LIMIT and not out.is_empty:
+        side = terms if terms is not None and not terms.is_empty else out
+        pos, neg = side.hi > 0, side.lo < 0
+        if pos:
+            out = out.hull(Interval.point(math.inf))
+        if neg:
+            out = out.hull(Interval.point(-math.inf))
+        out = out.with_nan(pos and neg)
+    return out
+
+
+def _composite(op, ctx, fp32_rel: float) -> float:
+    """Relative slack of an op with several internal steps: each step rounds to fp16 under
+    fp16 accumulation (a few units of 2^-11), to fp32 otherwise."""
+    return 2.0 ** -8 if ctx.u(op) >= FP16_UNIT else fp32_rel
 
 
 def _axes(op, ctx):

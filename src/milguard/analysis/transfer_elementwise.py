@@ -55,8 +55,8 @@ def _squared(var):
 
 
 def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
-    """n when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps`` with a
-    constant eps >= 6e-8, else None."""
+    """n/(1-θ) when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps``
+    with a constant eps >= 6e-8 (θ: how far the computed mean may fall short), else None."""
     op = getattr(s, "op", None)
     if op is None or op.op_type not in forms:
         return None
@@ -78,7 +78,10 @@ def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
             continue
         if not bool(_pv(mean, ctx, "keep_dims", False)) or _squared(mean.x) is not d:
             continue
-        return ctx.count(mean.x, _axes(mean, ctx))
+        n = ctx.count(mean.x, _axes(mean, ctx))
+        # the computed mean may fall short of the exact one by its accumulation error θ
+        theta = (n - 1) * ctx.u(mean) + 2.0 ** -8
+        return n / (1.0 - theta) if theta < 0.5 else None
     return None
 
 
@@ -89,7 +92,7 @@ def _normalized(plain: Interval, d, s, forms: tuple[str, ...], ctx) -> Interval:
     n = _norm_count(d, s, forms, ctx)
     if n is None or not math.isfinite(n):
         return plain
-    k = math.sqrt(n) * 1.01
+    k = math.sqrt(n) * 1.01          # n already carries the shortfall of the computed mean
     return plain.meet(Interval(-k, k, True))
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .interval import INF, Interval, hull_all, safe_exp
-from .transfer import _acc, _axes, _p, _pv, _scalar, transfer
+from .transfer import FP16_LIMIT, FP16_UNIT, _acc, _axes, _composite, _p, _pv, _scalar, transfer
 
 
 # ---- reductions --------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ def _reduce_mean(op, ctx):
         return x.with_nan(x.lo == -INF and x.hi == INF)
     # the executor sums, then divides: the fp32 sum may overflow even when the mean would fit
     big = float(np.finfo(np.float32).max)
-    out = _acc(x, n, x.maxabs, ctx.u(op), x)
+    out = _acc(x, n, x.maxabs, ctx.u(op), x, partial=n * x.maxabs)
     if n * x.hi > big:
         out = out.hull(Interval.point(INF))
     if n * x.lo < -big:
@@ -53,15 +53,22 @@ def _reduce_prod(op, ctx):
     return Interval(-m.hi, m.hi, m.may_nan).widen(n * ctx.u(op))
 
 
-def _squares(x: Interval) -> Interval:
-    """x² as a composite op computes it: a tiny square may underflow to 0 before it is summed."""
+def _squares(x: Interval, op, ctx) -> Interval:
+    """x² as a composite op computes it before summing: a tiny square may underflow to 0 (below
+    ~1e-45 in fp32; under fp16 accumulation each square is rounded to fp16, where everything
+    below 6.1e-5 is subnormal, spaced 6e-8 apart)."""
     sq = x.square()
-    return Interval(0.0, sq.hi, sq.may_nan) if not sq.is_empty and sq.lo < 1e-30 else sq
+    if sq.is_empty:
+        return sq
+    fp16 = ctx.u(op) >= FP16_UNIT
+    if sq.lo < (6.2e-5 if fp16 else 1e-30):
+        sq = Interval(0.0, sq.hi, sq.may_nan)
+    return sq.widen(0.0, 6e-8) if fp16 else sq
 
 
 @transfer("reduce_sum_square")
 def _reduce_sum_square(op, ctx):
-    x, n = _squares(ctx.r(op.x)), ctx.count(op.x, _axes(op, ctx))
+    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, _axes(op, ctx))
     return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
@@ -73,7 +80,7 @@ def _reduce_l1(op, ctx):
 
 @transfer("reduce_l2_norm")
 def _reduce_l2(op, ctx):
-    x, n = _squares(ctx.r(op.x)), ctx.count(op.x, _axes(op, ctx))
+    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, _axes(op, ctx))
     return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x).monotone(math.sqrt, True, (0.0, INF))
 
 
@@ -91,7 +98,7 @@ def _reduce_lse(op, ctx):
     if x.is_empty:
         return x
     nan = x.may_nan or x.hi == INF or x.lo == -INF
-    return Interval(x.lo, x.hi + math.log(max(n, 1.0)), nan).widen(2.0 ** -20)
+    return Interval(x.lo, x.hi + math.log(max(n, 1.0)), nan).widen(_composite(op, ctx, 2.0 ** -20))
 
 
 @transfer("cumsum")
@@ -126,7 +133,7 @@ def _softmax(op, ctx):
     lo = 1.0 / (1.0 + big) if math.isfinite(big) else 0.0
     small = (n - 1.0) * safe_exp(-w)
     hi = 1.0 / (1.0 + small)
-    return Interval(lo, hi, nan).widen(2.0 ** -20)
+    return Interval(lo, hi, nan).widen(_composite(op, ctx, 2.0 ** -20))
 
 
 def _affine_tail(core: Interval, gamma: Interval | None, beta: Interval | None) -> Interval:
@@ -134,15 +141,19 @@ def _affine_tail(core: Interval, gamma: Interval | None, beta: Interval | None) 
     return out if beta is None else out + beta
 
 
-def _norm_core(x: Interval, n: float) -> Interval:
-    """(x - mean)/sqrt(var + eps) for n elements: |.| <= sqrt(n-1); NaN once x may be ±inf."""
+def _norm_core(x: Interval, n: float, op=None, ctx=None) -> Interval:
+    """(x - mean)/sqrt(var + eps) for n elements: |.| <= sqrt(n-1); NaN once x may be ±inf, or
+    under fp16 accumulation once x - mean or the running sum of x may overflow (inf/inf)."""
     if x.is_empty:
         return x
     nan = x.may_nan or x.has_inf
     if not math.isfinite(n):
         return Interval(-INF, INF, nan)
+    fp16 = op is not None and ctx.u(op) >= FP16_UNIT
+    if fp16 and (x.hi - x.lo > FP16_LIMIT or n * x.maxabs > FP16_LIMIT):
+        nan = True
     k = math.sqrt(max(n - 1.0, 0.0))
-    return Interval(-k, k, nan).widen(2.0 ** -16, 1e-6)
+    return Interval(-k, k, nan).widen(2.0 ** -8 if fp16 else 2.0 ** -16, 1e-6)
 
 
 def _opt(op, ctx, name):
@@ -165,21 +176,21 @@ def _elementwise_affine(core: Interval, gamma, beta, ctx) -> Interval:
 def _layer_norm(op, ctx):
     x = ctx.r(op.x)
     n = ctx.count(op.x, _axes(op, ctx))
-    return _elementwise_affine(_norm_core(x, n), _p(op, "gamma"), _p(op, "beta"), ctx)
+    return _elementwise_affine(_norm_core(x, n, op, ctx), _p(op, "gamma"), _p(op, "beta"), ctx)
 
 
 @transfer("instance_norm")
 def _instance_norm(op, ctx):
     x = ctx.r(op.x)
     n = ctx.count(op.x, list(range(2, len(op.x.shape))))
-    core = _norm_core(x, n)
+    core = _norm_core(x, n, op, ctx)
     return _affine_tail(core, _opt(op, ctx, "gamma"), _opt(op, ctx, "beta"))
 
 
 @transfer("l2_norm")
 def _l2_norm(op, ctx):
     x = ctx.r(op.x)
-    return Interval(-1.0, 1.0, x.may_nan or x.has_inf).widen(2.0 ** -16)
+    return Interval(-1.0, 1.0, x.may_nan or x.has_inf).widen(_composite(op, ctx, 2.0 ** -16))
 
 
 @transfer("batch_norm")
@@ -201,7 +212,7 @@ def _batch_norm(op, ctx):
         return Interval.top()
     return hull_all(x * Interval.point(si) + Interval.point(ti)
                     for si, ti in zip(np.atleast_1d(s).reshape(-1), np.atleast_1d(t).reshape(-1))
-                    ).widen(2.0 ** -20)
+                    ).widen(_composite(op, ctx, 2.0 ** -20))
 
 
 @transfer("local_response_norm")
@@ -212,7 +223,7 @@ def _lrn(op, ctx):
     if k <= 0 or alpha < 0 or beta < 0:
         return Interval.top()
     m = x.maxabs / k ** beta
-    return Interval(-m, m, x.may_nan or x.has_inf).widen(2.0 ** -16)
+    return Interval(-m, m, x.may_nan or x.has_inf).widen(_composite(op, ctx, 2.0 ** -16))
 
 
 @transfer("l2_pool")
@@ -220,7 +231,7 @@ def _l2_pool(op, ctx):
     """sqrt(Σ x²) over a window of prod(kernel_sizes) elements."""
     x = ctx.r(op.x)
     n = float(np.prod(np.asarray(_pv(op, ctx, "kernel_sizes", [1]))))
-    sq = _squares(x)
+    sq = _squares(x, op, ctx)
     return _acc(Interval(0.0, sq.hi).scale(n), n, n * sq.maxabs, ctx.u(op)).monotone(
         math.sqrt, True, (0.0, INF))
 
