@@ -71,4 +71,5 @@ def test_neural_network_conversion_is_rejected(cli, capsys, tmp_path):
     capsys.readouterr()                                          # the converter's own progress output
     code, out, err = cli("audit", nn, "--json", tmp_path / "r.json")
     assert code == 2 and out == "" and not (tmp_path / "r.json").exists()
-    assert err == f"milguard: error: {nn}: a 'neuralNetwork' model, not an ML program; milguard reads ML programs only\n"
+    assert err == (f"milguard: error: {nn}: a 'neuralNetwork' model, not an ML program; "
+                   "milguard reads ML programs only\n")

@@ -30,6 +30,7 @@ SEVERITY_COLOR = {"error": "#d93025", "warning": "#f9ab00", "info": "#9aa0a6"}
 PATTERN_COLOR = {"layer_norm": "#e6f4ea", "rms_norm": "#e8f0fe", "softmax": "#fef7e0"}
 MAX_OP_LABELS = 90          # x tick labels (op types) up to this many vars
 ANNOTATE = 3                # largest overflow findings labelled in the plot
+LABEL_SLOTS = 16            # at most this many pattern labels across the plot
 
 
 def render(d: Mapping[str, Any]) -> str:
@@ -68,7 +69,6 @@ def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     rows = d["ranges"]
     devices = _devices(d)
@@ -98,13 +98,17 @@ def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
                            (FP16_MIN_NORMAL, "fp16 smallest\nnormal 6.1e-5", "#3c4043")):
         ax.text(1.006, y, text, color=color, ha="left", va="center", fontsize=8.5, transform=side)
 
+    last_label = -math.inf
     for p in d["patterns"]:
         xs = [i for i, r in enumerate(rows) if r["op"] in set(p["ops"])]
         if xs:
             ax.axvspan(min(xs) - 0.45, max(xs) + 0.45, color=PATTERN_COLOR.get(p["kind"], "#f1f3f4"),
-                       zorder=0.5, lw=0)
-            ax.text((min(xs) + max(xs)) / 2, FP16_MIN_NORMAL * 2.5, f"{p['kind']}\n{p['precision']}", ha="center",
-                    va="bottom", fontsize=7.5, color="#3c4043", zorder=2)
+                       zorder=0.5, lw=0, gid=f"pattern:{p['kind']}:{min(xs)}:{max(xs)}")
+            mid = (min(xs) + max(xs)) / 2
+            if mid - last_label >= n / LABEL_SLOTS:          # labels would overlap on long programs
+                last_label = mid
+                ax.text(mid, FP16_MIN_NORMAL * 2.5, f"{p['kind']}\n{p['precision']}", ha="center",
+                        va="bottom", fontsize=7.5, color="#3c4043", zorder=2)
 
     for series, filled in ((static, False), (reference, True)):
         for dev in DEVICE_MARKER:
@@ -162,7 +166,7 @@ def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
         strip.set_xticks(range(len(rows)))
         strip.set_xticklabels([r["op_type"] for r in rows], rotation=90, fontsize=6.5)
     strip.set_xlabel("program order (function inputs first)", fontsize=9)
-    fig.subplots_adjust(left=0.06, right=0.91, top=0.9, bottom=0.2)
+    fig.subplots_adjust(left=0.06, right=0.91, top=0.9, bottom=0.2 if len(rows) <= MAX_OP_LABELS else 0.1)
     return fig
 
 
