@@ -34,9 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:            # argparse: usage errors (2), --help (0)
         return exc.code if isinstance(exc.code, int) else EXIT["bad_input"]
-    _quiet(args.debug)
     try:
-        return args.run(args)
+        with _quiet(args.debug):
+            return args.run(args)
     except (MilguardError, OSError) as exc:
         if args.debug:
             raise
@@ -299,13 +299,22 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _quiet(debug: bool) -> None:
-    """Keep coremltools' informational warnings out of the CLI's stderr (``--debug`` keeps them)."""
+@contextlib.contextmanager
+def _quiet(debug: bool) -> Iterator[None]:
+    """Keep coremltools' log warnings and Python warnings out of the CLI's stderr while a command
+    runs (``--debug`` keeps them); the logger level and warning filters are restored after."""
     if debug:
-        logging.basicConfig(level=logging.INFO)
+        yield
         return
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="coremltools")
+    ct_log = logging.getLogger("coremltools")
+    level = ct_log.level
+    ct_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        ct_log.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -110,3 +110,14 @@ def test_subprocess_entry_point(packages, tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.splitlines()[-1] == f"milguard: error: {tmp_path / 'nope.mlpackage'}: no such file or directory"
+
+
+def test_cli_leaves_logging_and_warnings_as_they_were(cli, packages, tmp_path):
+    import logging
+    import warnings
+
+    ct_log = logging.getLogger("coremltools")
+    level, filters = ct_log.level, list(warnings.filters)
+    assert cli("audit", packages["clean"])[0] == 0
+    assert cli("audit", tmp_path / "nope.mlpackage")[0] == 2
+    assert ct_log.level == level and warnings.filters == filters
