@@ -66,3 +66,14 @@ def test_fix_gates_on_the_repaired_model(cli, packages, tmp_path):
     code, _, err = cli("fix", packages["eps"], "-o", out, "--fail-on", "any")
     assert code == 0, err                                     # the underflowing eps is now fp32
     assert out.exists()
+
+
+def test_fix_reports_describe_the_repaired_package(cli, packages, tmp_path):
+    out, report, page = tmp_path / "r.mlpackage", tmp_path / "r.json", tmp_path / "r.html"
+    code, text, _ = cli("fix", packages["rms"], "-o", out, "--json", report, "--html", page)
+    assert code == 0 and "wrote" in text
+    d = json.loads(report.read_text())
+    assert d["model"] == str(out) and d["summary"]["fp32_ops"] >= 5
+    assert f"milguard audit: {out}" in page.read_text()
+    code, text, _ = cli("fix", packages["rms"], "-o", tmp_path / "s.mlpackage", "--json", "-")
+    assert code == 0 and json.loads(text)["model"] == str(tmp_path / "s.mlpackage")   # JSON only
