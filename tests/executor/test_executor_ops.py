@@ -8,6 +8,7 @@ ulp of it (bit-exact for + - * / sqrt, see test_executor_semantics).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -136,7 +137,7 @@ binary("logical_not", lambda x, y: np.logical_not(x > y),
 binary("select", lambda x, y: np.where(x > 0, x, y),
        build=lambda dt, x, y: mb.select(cond=mb.greater(x=x, y=c(dt, 0)), a=x, b=y))
 CASES.append(Case("cast", [U], lambda dt, x: mb.cast(x=mb.mul(x=x, y=c(dt, 3)), dtype="int32"),
-                  lambda x: np.trunc(x * 3).astype(np.int32)))
+                  lambda x: np.trunc(x * 3).astype(np.int32), ("round",)))      # x * 3 exact in fp16 too
 CASES.append(Case("cast", [U], lambda dt, x: mb.cast(x=x, dtype="fp16"), lambda x: x.astype(np.float16), fp16=False))
 
 # reductions and softmax
@@ -471,17 +472,17 @@ CASES.append(Case("constexpr_sparse_blockwise_shift_scale", [(2, 4)],
 
 
 # activation quantization and remaining data movement
-_QS = np.array([0.02, 0.05, 0.1], np.float32)
+_QS = np.array([0.03125, 0.0625, 0.125], np.float32)      # exact in fp16: no rounding-boundary flips
 CASES.append(Case("quantize", [(2, 3, 4)],
                   lambda dt, x: mb.quantize(input=x, scale=c(dt, _QS), zero_point=np.array([3, 0, -2], np.int8), axis=1, output_dtype="int8"),
                   lambda x: np.clip(np.round(x / _QS[:, None]) + np.array([3, 0, -2])[:, None], -128, 127).astype(np.int8),
-                  opset=ct.target.iOS17))
+                  ("round",), opset=ct.target.iOS17))
 CASES.append(Case("dequantize", [(2, 3, 4)],
-                  lambda dt, x: mb.dequantize(input=mb.quantize(input=x, scale=c(dt, 0.05), zero_point=np.uint8(128),
+                  lambda dt, x: mb.dequantize(input=mb.quantize(input=x, scale=c(dt, 0.0625), zero_point=np.uint8(128),
                                                                 output_dtype="uint8"),
-                                              scale=c(dt, 0.05), zero_point=np.uint8(128)),
-                  lambda x: (np.clip(np.round(x / np.float32(0.05)) + 128, 0, 255) - 128) * np.float32(0.05),
-                  opset=ct.target.iOS17))
+                                              scale=c(dt, 0.0625), zero_point=np.uint8(128)),
+                  lambda x: (np.clip(np.round(x / np.float32(0.0625)) + 128, 0, 255) - 128) * np.float32(0.0625),
+                  ("round",), opset=ct.target.iOS17))
 CASES.append(Case("crop", [(1, 2, 5, 6)], lambda dt, x: mb.crop(x=x, crop_height=[1, 2], crop_width=[0, 3]),
                   lambda x: x[..., 1:3, 0:3]))
 CASES.append(Case("reverse_sequence", [(3, 5, 2)],
@@ -502,7 +503,7 @@ def _ids():
 
 
 def _inputs(case: Case, dt) -> list[np.ndarray]:
-    rng = np.random.default_rng(abs(hash(case.name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     kinds = case.kinds or ("normal",) * len(case.shapes)
     return [_sample(shape, kind, rng).astype(dt) for shape, kind in zip(case.shapes, kinds)]
 
