@@ -309,3 +309,27 @@ def test_fp16_accumulation_in_einsum_contracts_blockwise(program_of):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(list(run(prog, {"x0": x, "x1": y}).values())[0].astype(np.float64),
                                np.einsum("chw,whr->chr", xf, yf), rtol=2e-3, atol=2e-3)
+
+
+def test_unsupported_op_inside_a_nested_block_is_found_first(program_of, monkeypatch):
+    calls = []
+    monkeypatch.setitem(KERNELS, "reduce_sum", lambda a, s: calls.append(1) or np.sum(a["x"]))
+
+    def build(a):
+        return mb.cond(pred=mb.greater(x=mb.reduce_sum(x=a), y=np.float32(0)),
+                       _true_fn=lambda: mb.random_normal(shape=np.array([2], np.int32)),
+                       _false_fn=lambda: mb.fill(shape=np.array([2], np.int32), value=np.float32(0)))
+    prog = program_of(build, [np.zeros(2, F32)])
+    with pytest.raises(UnsupportedOpError, match="random_normal"):
+        run(prog, {"x0": -np.ones(2)})               # the false branch would not even reach it
+    assert calls == []
+
+
+def test_prepared_executor_is_reusable_and_resets_between_calls(program_of):
+    from milguard.executor import prepare
+    prog = program_of(lambda a: mb.mul(x=a, y=np.float16(3)), [np.zeros(3, F16)])
+    ex = prepare(prog, accumulate="fp16")
+    first = ex({"x0": np.array([1, 2, 3])}, trace=True)
+    second = ex({"x0": np.array([4, 5, 6])})
+    assert list(second.values())[0].tolist() == [12, 15, 18]
+    assert first["x0"].tolist() == [1, 2, 3] and ex.env["x0"].tolist() == [4, 5, 6]
