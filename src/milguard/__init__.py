@@ -9,14 +9,17 @@ from importlib import import_module
 from typing import Any
 
 
-class _NoNativeProxyNoise(logging.Filter):
-    """coremltools warns once per missing native proxy on import; on Linux they are always missing."""
+class _KnownImportNoise(logging.Filter):
+    """coremltools warns on import about what milguard pins on purpose: the native proxies missing
+    on Linux, and torch 2.13.0 (see constraints.txt), newer than the versions it was tested with."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to load _ML")
+        text = record.getMessage()
+        return not (text.startswith("Failed to load _ML") or text.startswith("Torch version 2.13.0"))
 
 
-logging.getLogger("coremltools").addFilter(_NoNativeProxyNoise())
+for _logger in ("coremltools", "coremltools._deps"):
+    logging.getLogger(_logger).addFilter(_KnownImportNoise())
 
 from . import registered as _registered  # noqa: E402,F401  (registers milguard::* passes)
 from .errors import MilguardError, ModelError, UnsupportedOpError  # noqa: E402

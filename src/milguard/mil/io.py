@@ -15,6 +15,7 @@ from coremltools.converters.mil.mil import Program
 from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
 
 from ..errors import ModelError
+from .package import check_package
 
 
 @dataclass
@@ -47,8 +48,8 @@ def load(model: Any) -> Loaded:
             raise ModelError(f"{path}: no such file or directory")
         if path.suffix not in (".mlpackage", ".mlmodel"):
             raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage or .mlmodel)")
-        if path.suffix == ".mlpackage" and not (path / "Manifest.json").is_file():
-            raise ModelError(f"{path}: corrupt package (Manifest.json missing)")
+        if path.suffix == ".mlpackage":
+            check_package(path)
         try:
             mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
         except Exception as exc:  # noqa: BLE001 - coremltools raises many kinds here
