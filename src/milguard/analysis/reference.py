@@ -52,10 +52,10 @@ def widened(model: Any, function: str = "main") -> Program:
 
 def _replay(op: Any, env: dict[str, Any]) -> None:
     if op.op_type == "const":
-        val = const_value(op.outputs[0])
-        if val is not None and val.dtype == np.float16:
-            val = val.astype(np.float32)
-        new = mb.const(val=val if val is not None else op.outputs[0].val, name=op.name)
+        val = op.outputs[0].val                   # strings (gelu's mode) stay Python values
+        if isinstance(val, np.ndarray) and val.dtype == np.float16 or isinstance(val, np.float16):
+            val = np.asarray(val, dtype=np.float32)
+        new = mb.const(val=val, name=op.name)
         _bind(op, [new], env)
         return
     kwargs: dict[str, Any] = {}

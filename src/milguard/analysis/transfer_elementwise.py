@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..mil import const_value
+from ..mil import const_value, dtype_name
 from .interval import INF, Interval, hull_all, safe_exp
 from .transfer import TRANSFER, _axes, _p, _pv, _scalar, transfer
 
@@ -80,7 +80,7 @@ def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
             continue
         n = ctx.count(mean.x, _axes(mean, ctx))
         # the computed mean may fall short of the exact one by its accumulation error θ
-        theta = (n - 1) * ctx.u(mean) + 2.0 ** -8
+        theta = (n - 1) * ctx.u(mean) + (2.0 ** -10 if dtype_name(mean.outputs[0]) == "fp16" else 2.0 ** -22)
         return n / (1.0 - theta) if theta < 0.5 else None
     return None
 

@@ -153,7 +153,14 @@ def _norm_core(x: Interval, n: float, op=None, ctx=None) -> Interval:
     if fp16 and (x.hi - x.lo > FP16_LIMIT or n * x.maxabs > FP16_LIMIT):
         nan = True
     k = math.sqrt(max(n - 1.0, 0.0))
-    return Interval(-k, k, nan).widen(2.0 ** -8 if fp16 else 2.0 ** -16, 1e-6)
+    if fp16:
+        # the fp16 variance may fall short by θ (one rounding per block of 32 terms and a few
+        # more steps); each later step rounds again: a generous 2^-5 covers them
+        theta = (math.ceil(n / 32) + 3) * FP16_UNIT
+        if theta >= 0.5:
+            return Interval(-INF, INF, nan)
+        return Interval(-k, k, nan).widen((1.0 / math.sqrt(1.0 - theta)) * (1 + 2.0 ** -5) - 1.0, 1e-3)
+    return Interval(-k, k, nan).widen(2.0 ** -16, 1e-6)
 
 
 def _opt(op, ctx, name):
@@ -176,7 +183,9 @@ def _elementwise_affine(core: Interval, gamma, beta, ctx) -> Interval:
 def _layer_norm(op, ctx):
     x = ctx.r(op.x)
     n = ctx.count(op.x, _axes(op, ctx))
-    return _elementwise_affine(_norm_core(x, n, op, ctx), _p(op, "gamma"), _p(op, "beta"), ctx)
+    core = _norm_core(x, n, op, ctx)
+    return _tail_rounding(_elementwise_affine(core, _p(op, "gamma"), _p(op, "beta"), ctx),
+                          core, _opt(op, ctx, "gamma"), op, ctx)
 
 
 @transfer("instance_norm")
@@ -184,7 +193,17 @@ def _instance_norm(op, ctx):
     x = ctx.r(op.x)
     n = ctx.count(op.x, list(range(2, len(op.x.shape))))
     core = _norm_core(x, n, op, ctx)
-    return _affine_tail(core, _opt(op, ctx, "gamma"), _opt(op, ctx, "beta"))
+    return _tail_rounding(_affine_tail(core, _opt(op, ctx, "gamma"), _opt(op, ctx, "beta")),
+                          core, _opt(op, ctx, "gamma"), op, ctx)
+
+
+def _tail_rounding(out: Interval, core: Interval, gamma: Interval | None, op, ctx) -> Interval:
+    """Under fp16 accumulation core·gamma is rounded to fp16 before beta is added: an absolute
+    error of 2^-11·|core·gamma| that beta may leave uncancelled."""
+    if ctx.u(op) < FP16_UNIT or out.is_empty:
+        return out
+    scaled = core if gamma is None else core * gamma
+    return out.widen(2.0 ** -9, 2.0 ** -9 * scaled.maxabs) if scaled.is_finite else out
 
 
 @transfer("l2_norm")
