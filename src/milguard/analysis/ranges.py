@@ -20,10 +20,14 @@ Default input ranges (override per input with ``input_ranges={"x": (lo, hi)}``):
 * integer inputs: the full range of their dtype (indices and token ids carry no value bound
   the analysis could rely on); bool inputs: ``[0, 1]``.
 
-Soundness against the reference executor (``accumulate="fp32"``): after every op the interval
-is widened by ``2^-20·maxabs + 1e-40`` to cover rounding inside the op, accumulating ops add
-their own ``(n-1)·u·Σ|terms|`` (see :mod:`milguard.analysis.transfer`), then the bounds are
-rounded to nearest in the output dtype (monotone, hence sound).
+Soundness against the reference executor (property-tested on random fp32 and fp16 programs,
+with ``accumulate="fp32"`` and ``"fp16"``): after every op each bound is widened by
+``2^-20·|bound| + 1e-40`` to cover the rounding inside the op (never across 0 and never past
+the dtype's largest finite value: one rounding cannot do either), accumulating ops add their own
+``(n-1)·u·Σ|terms|`` (see :mod:`milguard.analysis.transfer`), and then the bounds are rounded to
+nearest in the output dtype (monotone, hence sound). With ``accumulate="fp16"`` (the executor's
+pessimistic mode) a reduction whose running sum may pass 65504 may also give ±inf, and the
+internal steps of composite ops (norms, softmax) get fp16-sized slack.
 
 Ops without a transfer function get ``Interval.top()`` and are recorded in
 ``RangeMap.unknown_ops``; every var downstream inherits the unboundedness.
