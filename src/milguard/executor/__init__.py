@@ -17,8 +17,9 @@ Accumulation of reductions, matmul, linear, conv, and the sums inside softmax / 
 * ``accumulate="fp16"``: the pessimistic hardware assumption. The summed axis is cut into blocks
   of 32 terms; each block's partial sum (of products, for matmul/conv) is formed in float32 and
   rounded to fp16, then the block partials are added in sequence with fp16 rounding after every
-  addition; intermediate values of composite ops (x - mean, exp(x - max), ...) are rounded to
-  fp16 after each step. A partial that rounds past 65504 becomes inf and stays inf. Ops typed fp32 always
+  addition; intermediate values of composite ops that sum (x - mean in the norms, exp(x - max)
+  in softmax, ...) are rounded to fp16 after each step. A partial that rounds past 65504 becomes
+  inf and stays inf. Elementwise activations are one rounding in both modes. Ops typed fp32 always
   accumulate in fp32.
 
 State inputs of stateful models are bound from ``inputs`` like tensors; ``coreml_update_state``

@@ -1,8 +1,8 @@
 """Typed arithmetic: how an op whose declared output is fp16 or fp32 computes and accumulates.
 
 Per-op rounding. Kernels compute fp16-typed ops in float32 and the executor rounds the result
-to the declared output dtype once (``astype(float16)``: round to nearest even, ±inf beyond
-65504). For a single ``+ - * /`` or ``sqrt`` on fp16 operands this is bit-identical to IEEE
+to the declared output dtype once (``astype(float16)``: round to nearest even; magnitudes from
+65520 up become ±inf). For a single ``+ - * /`` or ``sqrt`` on fp16 operands this is bit-identical to IEEE
 half arithmetic: float32 carries more than 2·11+2 significand bits, so the double rounding
 fp16 -> fp32 -> fp16 is innocuous. For transcendental functions (exp, tanh, erf, ...) the float32
 result rounded to fp16 can differ from a correctly rounded half result by one ulp in rare ties.
@@ -19,8 +19,11 @@ Accumulation (reductions, matmul, linear, conv, and the sums inside softmax and 
   Terms are taken in the order of the summed axis; for several reduced axes, in row-major order
   of those axes; for conv, input channel then kernel offsets; for conv_transpose the per-offset
   contributions that land on one output are added in kernel order, fp16-rounded each time.
-  A partial beyond 65504 becomes inf and stays inf. Intermediates of composite ops are rounded
-  to fp16 after every elementary step. Ops typed fp32 always accumulate in fp32.
+  A partial that rounds past 65504 becomes inf and stays inf. Intermediates of the composite
+  ops that sum (softmax, reduce_log_sum_exp, layer_norm, instance_norm, batch_norm, l2_norm,
+  scaled_dot_product_attention, and a linear/conv result before its bias) are rounded to fp16
+  after every elementary step. Elementwise activations (gelu, silu, sigmoid, ...) are one rounding
+  in both modes. Ops typed fp32 always accumulate in fp32.
 """
 from __future__ import annotations
 
