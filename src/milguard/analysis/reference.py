@@ -53,7 +53,7 @@ def widened(model: Any, function: str = "main") -> Program:
 def _replay(op: Any, env: dict[str, Any]) -> None:
     if op.op_type == "const":
         val = op.outputs[0].val                   # strings (gelu's mode) stay Python values
-        if isinstance(val, np.ndarray) and val.dtype == np.float16 or isinstance(val, np.float16):
+        if (isinstance(val, np.ndarray) and val.dtype == np.float16) or isinstance(val, np.float16):
             val = np.asarray(val, dtype=np.float32)
         new = mb.const(val=val, name=op.name)
         _bind(op, [new], env)
