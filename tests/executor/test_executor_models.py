@@ -354,3 +354,22 @@ def test_default_fp16_conversion_of_a_healthy_layer_stays_close_to_torch():
     assert sum(v.dtype == np.float16 for v in trace.values()) > 20          # the program really runs in fp16
     assert 1e-5 < errors["fp32"] < 1e-2 and 1e-5 < errors["fp16"] < 2e-2
     assert first_nonfinite(fp16, trace) is None
+
+
+@pytest.mark.slow
+def test_repaired_and_guarded_conversions_of_the_rms_norm_run_finite():
+    """The executor as the judge of milguard's own repairs: fp32 islands keep magnitude-300 rows intact."""
+    import milguard
+
+    torch.manual_seed(4)
+    x = torch.randn(1, 4, 64).sign() * (280 + 40 * torch.rand(1, 4, 64))
+    norm = LlamaRMSNorm(64)
+    with torch.no_grad():
+        want = norm(x).numpy()
+    feeds = {"x": x.numpy()}
+    repaired = milguard.keep_fp32(_convert(norm, (x,), ("x",)))
+    guarded = _convert(norm, (x,), ("x",), pass_pipeline=milguard.pipeline())
+    for mlmodel in (repaired, guarded):
+        trace = run(mlmodel, feeds, trace=True)
+        assert first_nonfinite(mlmodel, trace) is None
+        assert _relative_error(list(run(mlmodel, feeds).values())[0], want) < 1e-2
