@@ -109,7 +109,7 @@ class Fp16Accumulator(Fp32Accumulator):
         moved = np.transpose(x, kept + list(axes)).reshape([x.shape[d] for d in kept] + [-1])
         k = moved.shape[-1]
         nb = -(-k // self.block)
-        padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(0, nb * self.block - k)])
+        padded = _pad_last(moved, nb * self.block - k, axis=-1)
         partials = half(np.sum(padded.reshape(moved.shape[:-1] + (nb, self.block)), axis=-1))
         total = self._running_sum(np.moveaxis(partials, -1, 0))
         if keepdims:
@@ -125,8 +125,7 @@ class Fp16Accumulator(Fp32Accumulator):
         k = a.shape[-1]
         nb = -(-k // self.block)
         pad = nb * self.block - k
-        a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, pad)])
-        b = np.pad(b, [(0, 0)] * (b.ndim - 2) + [(0, pad), (0, 0)])
+        a, b = _pad_last(a, pad, axis=-1), _pad_last(b, pad, axis=-2)
         # block partials of every output at once: (nb, ..., M, N), each rounded to fp16
         a_blocks = np.moveaxis(a.reshape(a.shape[:-1] + (nb, self.block)), -2, 0)              # nb, ..., M, B
         b_blocks = b.reshape(b.shape[:-2] + (nb, self.block, b.shape[-1]))
@@ -143,6 +142,15 @@ class Fp16Accumulator(Fp32Accumulator):
         for p in partials[1:]:
             total = half(total + p)
         return total
+
+
+def _pad_last(x: np.ndarray, count: int, axis: int) -> np.ndarray:
+    """Zero terms appended along ``axis`` so it splits into whole blocks (no copy when none are needed)."""
+    if count == 0:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, count)
+    return np.pad(x, widths)
 
 
 def accumulator(mode: str, out_dtype: np.dtype) -> Fp32Accumulator:
