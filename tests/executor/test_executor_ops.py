@@ -354,7 +354,9 @@ def shape_case(name, build, ref, shapes=(S,), **kw):
 
 
 shape_case("reshape", lambda dt, x: mb.reshape(x=x, shape=[4, -1]), lambda x: x.reshape(4, -1))
-shape_case("reshape", lambda dt, x: mb.reshape(x=x, shape=[0, -1]), lambda x: x.reshape(2, -1), opset=ct.target.iOS17)
+shape_case("reshape", lambda dt, x: mb.reshape(x=x, shape=[0, -1]), lambda x: x.reshape(3, -1), opset=ct.target.iOS17)
+shape_case("reshape", lambda dt, x: mb.reshape(x=x, shape=[1, 0, -1, 0]), lambda x: x.reshape(1, 2, 3, 4),
+           opset=ct.target.iOS17)                       # iOS17: zeros align with the input from the right
 shape_case("reshape_like", lambda dt, x: mb.reshape_like(x=x, ref_tensors=(mb.fill(shape=[6, 4]),), begins=(0,), ends=(2,), end_masks=(True,)),
            lambda x: x.reshape(6, 4))
 shape_case("transpose", lambda dt, x: mb.transpose(x=x, perm=[2, 0, 1]), lambda x: np.transpose(x, (2, 0, 1)))
@@ -515,6 +517,9 @@ def _check(case: Case, dt, build_program):
     refs = case.ref(*[x.astype(np.float32) for x in xs])
     refs = refs if isinstance(refs, (list, tuple)) else [refs]
     assert len(outs) == len(refs)
+    for got, var in zip(outs, prog.functions["main"].outputs):          # the program's own shape inference
+        if all(isinstance(d, int) for d in var.shape):
+            assert got.shape == tuple(var.shape), (got.shape, var.shape)
     for got, want in zip(outs, refs):
         want = np.asarray(want)
         assert got.shape == want.shape, (got.shape, want.shape)

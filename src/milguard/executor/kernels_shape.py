@@ -15,9 +15,11 @@ def _ints(value) -> list[int]:
 
 
 def _reshape(a, s):
+    """A 0 in ``shape`` copies the input dim it aligns with counting from the right (1 if none)."""
     x = a["x"]
     shape = _ints(a["shape"])
-    shape = [x.shape[i] if v == 0 and i < x.ndim else v for i, v in enumerate(shape)]
+    offset = x.ndim - len(shape)
+    shape = [v if v != 0 else (x.shape[i + offset] if i + offset >= 0 else 1) for i, v in enumerate(shape)]
     return np.reshape(x, shape)
 
 
