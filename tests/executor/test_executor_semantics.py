@@ -333,3 +333,12 @@ def test_prepared_executor_is_reusable_and_resets_between_calls(program_of):
     second = ex({"x0": np.array([4, 5, 6])})
     assert list(second.values())[0].tolist() == [12, 15, 18]
     assert first["x0"].tolist() == [1, 2, 3] and ex.env["x0"].tolist() == [4, 5, 6]
+
+
+def test_a_result_that_contradicts_the_declared_shape_is_an_error(program_of, monkeypatch):
+    from milguard.executor import ExecutionError
+    monkeypatch.setitem(KERNELS, "transpose", lambda a, s: a["x"])          # a wrong kernel: forgets to permute
+    prog = program_of(lambda a: mb.transpose(x=a, perm=[1, 0]), [np.zeros((2, 3), F32)])
+    with pytest.raises(ExecutionError, match=r"op 'transpose_\d+' \(transpose\) produced shape \(2, 3\), "
+                                             r"the program declares \(3, 2\)"):
+        run(prog, {"x0": np.zeros((2, 3))})

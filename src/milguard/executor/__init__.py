@@ -25,6 +25,9 @@ Accumulation of reductions, matmul, linear, conv, and the sums inside softmax / 
 State inputs of stateful models are bound from ``inputs`` like tensors; ``coreml_update_state``
 stores the new value under the state's name, so ``trace=True`` shows the final state.
 
+Every op's result is checked against the shape the program declares for it (where static); a
+disagreement raises ``ExecutionError`` instead of flowing on.
+
 ``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved and fp16 constants
 widened once). ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
 ``UnsupportedOpError`` before anything runs.
@@ -34,8 +37,8 @@ Layout: ``semantics`` (dtype rules, accumulators), ``table`` (op type -> kernel)
 """
 from __future__ import annotations
 
-from .run import Executor, InputError, first_nonfinite, prepare, run
+from .run import ExecutionError, Executor, InputError, first_nonfinite, prepare, run
 from .semantics import FP16_BLOCK
 from .table import SUPPORTED_OPS
 
-__all__ = ["Executor", "FP16_BLOCK", "InputError", "SUPPORTED_OPS", "first_nonfinite", "prepare", "run"]
+__all__ = ["ExecutionError", "Executor", "FP16_BLOCK", "InputError", "SUPPORTED_OPS", "first_nonfinite", "prepare", "run"]

@@ -19,6 +19,10 @@ class InputError(MilguardError):
     """The inputs given to the executor do not fit the function's declared inputs."""
 
 
+class ExecutionError(MilguardError):
+    """A value disagrees with the program's own type inference (its declared shape): never returned silently."""
+
+
 def program_of(model: Any) -> Program:
     """Program | Loaded | MLModel | .mlpackage path -> the pymil Program."""
     if isinstance(model, Program):
@@ -41,6 +45,13 @@ def storage_dtype(var: Var) -> np.dtype | None:
     return np.dtype(np_dtype(name)) if name in _NUMERIC else None
 
 
+def _static_shape(var: Var) -> tuple[int, ...] | None:
+    shape = getattr(var, "shape", None)
+    if shape is None or not all(isinstance(d, (int, np.integer)) for d in shape):
+        return None
+    return tuple(int(d) for d in shape)
+
+
 def check_supported(function: Function) -> None:
     """Raise UnsupportedOpError for the first op (nested blocks included) the executor has no kernel for."""
     for op in iter_ops(function):
@@ -51,14 +62,14 @@ def check_supported(function: Function) -> None:
 class Step:
     """One op, prepared: its kernel, where its arguments come from, its typed outputs."""
 
-    __slots__ = ("op", "kernel", "args", "outs", "dtype", "shape", "acc", "executor", "value")
+    __slots__ = ("op", "kernel", "args", "outs", "dtype", "shape", "shapes", "acc", "executor", "value")
 
     def __init__(self, op, executor: "Executor"):
         self.op, self.executor, self.value = op, executor, None
         self.outs = tuple((v.name, storage_dtype(v)) for v in op.outputs)
         self.dtype = self.outs[0][1] if self.outs else None
-        shape = op.outputs[0].shape if op.outputs else None
-        self.shape = tuple(shape) if shape is not None and all(isinstance(d, (int, np.integer)) for d in shape) else None
+        self.shapes = tuple(_static_shape(v) for v in op.outputs)     # declared, None where symbolic
+        self.shape = self.shapes[0] if self.shapes else None
         self.acc = accumulator(executor.accumulate, self.dtype if self.dtype is not None else np.float32)
         if op.op_type in COMPILE_TIME:
             self.kernel, self.args = None, ()
@@ -132,8 +143,11 @@ class Executor:
             result = step.kernel(a, step)          # a tuple for several outputs, else one value
             if not isinstance(result, tuple):
                 result = (result,)
-            for (name, dt), value in zip(step.outs, result):
+            for (name, dt), shape, value in zip(step.outs, step.shapes, result):
                 value = np.asarray(value)
+                if shape is not None and value.shape != shape:
+                    raise ExecutionError(f"op '{step.op.name}' ({step.op.op_type}) produced shape {value.shape}, "
+                                         f"the program declares {shape}")
                 env[name] = value.astype(dt) if dt is not None and value.dtype != dt else value
         return [env[v.name] for v in block.outputs]
 
