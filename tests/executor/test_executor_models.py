@@ -373,3 +373,22 @@ def test_repaired_and_guarded_conversions_of_the_rms_norm_run_finite():
         trace = run(mlmodel, feeds, trace=True)
         assert first_nonfinite(mlmodel, trace) is None
         assert _relative_error(list(run(mlmodel, feeds).values())[0], want) < 1e-2
+
+
+@pytest.mark.slow
+def test_flexible_sequence_length_conversion_runs_at_several_lengths():
+    torch.manual_seed(10)
+    module = EncoderLayer().eval()
+    x, pad = torch.randn(1, 12, 64), torch.ones(1, 12)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, (x, pad))
+    seq = ct.RangeDim(2, 64, default=12)
+    mlmodel = ct.convert(traced, convert_to="mlprogram", skip_model_load=True, minimum_deployment_target=ct.target.iOS17,
+                         inputs=[ct.TensorType(name="x", shape=(1, seq, 64)), ct.TensorType(name="pad", shape=(1, seq))],
+                         compute_precision=ct.precision.FLOAT32)
+    for n in (3, 12, 40):
+        xs, ps = torch.randn(1, n, 64), torch.ones(1, n)
+        with torch.no_grad():
+            want = module(xs, ps).numpy()
+        got = list(run(mlmodel, {"x": xs.numpy(), "pad": ps.numpy()}).values())[0]
+        assert got.shape == (1, n, 64) and _relative_error(got, want) < 1e-4
