@@ -234,7 +234,8 @@ def _cell(row: dict) -> str:
         return "error"
     snr = row["snr_db"]
     text = "inf/NaN" if snr == -math.inf else ("exact" if snr == math.inf else f"{snr:.1f}")
-    return f"**{text}**" if row.get("accurate") else text
+    text = f"**{text}**" if row.get("accurate") else text
+    return f"{text} ({_fmt_pct(row['flops_fp16_share'])})"
 
 
 def markdown(result: dict) -> str:
@@ -242,7 +243,8 @@ def markdown(result: dict) -> str:
     lines = [
         "# Precision policies on the model zoo (planted activation magnitudes)",
         "",
-        f"Output SNR in dB against torch fp32 (bold: finite and >= {ACCURATE_DB:.0f} dB). "
+        f"Output SNR in dB against torch fp32 (bold: finite and >= {ACCURATE_DB:.0f} dB) and, in parentheses, "
+        "the share of FLOPs computed in fp16 (percentages here are truncated, never rounded up). "
         "Outputs from milguard's numpy executor with typed fp16/fp32 semantics.",
         "",
         "| model | planted max abs | fp16 floor | " + " | ".join(names) + " |",
@@ -267,7 +269,7 @@ def markdown(result: dict) -> str:
                 continue
             lines.append(
                 f"| {m['model']} | {p} | {r['max_abs_err']:.3g} | {r['nonfinite']} | "
-                f"{_db(r.get('snr_db_fp16_accumulate'))} | {r['flops_fp16_share']:.2%} | "
+                f"{_db(r.get('snr_db_fp16_accumulate'))} | {_fmt_pct(r['flops_fp16_share'])} | "
                 f"{r['fp32_ops']} | {r['casts']} | {r.get('segments', '–')} | {r.get('transitions', '–')} | "
                 f"{_fmt(r.get('relative_cost'))} |")
     v = result["verdicts"]
@@ -321,7 +323,8 @@ def _fmt(v: Any) -> str:
 
 
 def _fmt_pct(v: Any) -> str:
-    return "–" if v is None else f"{v:.2%}"
+    """Truncated to 0.01%: a share just under 99% never prints as 99.00%."""
+    return "–" if v is None else f"{math.floor(v * 10000) / 100:.2f}%"
 
 
 def _yn(b: bool) -> str:

@@ -60,32 +60,36 @@ def run_one(path: Path) -> dict[str, Any]:
 
 
 def headline(results_dir: Path = RESULTS) -> str:
-    """The README table: SNR (dB) per zoo model and policy, plus milguard's fp16 FLOP share."""
+    """The README table: per zoo model and policy, output SNR (dB) and the share of FLOPs left in fp16."""
     path = results_dir / "bench_policies.json"
     if not path.is_file():
         return "_No precision-policy results yet: run `python benchmarks/bench_policies.py`._\n"
     data = json.loads(path.read_text())
-    head = "| model | " + " | ".join(label for _, label in POLICY_COLUMNS) + " | milguard fp16 FLOPs | milguard fp32 ops |"
+    head = "| model | " + " | ".join(label for _, label in POLICY_COLUMNS) + " |"
     lines = [f"Output SNR in dB against torch fp32 on inputs with planted activation magnitudes from the "
-             f"literature (bold: finite and >= {data['verdicts']['accurate_db']:.0f} dB); "
-             "see `benchmarks/results/bench_policies.md`.", "", head,
-             "|---|" + "---:|" * (len(POLICY_COLUMNS) + 2)]
+             f"literature (bold: finite and >= {data['verdicts']['accurate_db']:.0f} dB), and in parentheses the "
+             "share of FLOPs still computed in fp16 (truncated, not rounded); see "
+             "`benchmarks/results/bench_policies.md`.", "", head, "|---|" + "---:|" * len(POLICY_COLUMNS)]
     for m in data["models"]:
-        cells = [_snr_cell(m["policies"].get(key, {})) for key, _ in POLICY_COLUMNS]
-        mg = m["policies"].get("milguard", {})
-        share = mg.get("flops_fp16_share")
-        lines.append(f"| {m['model']} | " + " | ".join(cells) +
-                     f" | {'–' if share is None else f'{share:.2%}'} | {mg.get('fp32_ops', '–')} |")
+        cells = [_cell(m["policies"].get(key, {})) for key, _ in POLICY_COLUMNS]
+        lines.append(f"| {m['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _snr_cell(row: dict) -> str:
+def _cell(row: dict) -> str:
     if not row or "error" in row:
         return "error"
     snr = row.get("snr_db")
     snr = float(snr) if isinstance(snr, str) else snr
     text = "inf/NaN" if snr == -math.inf else ("exact" if snr == math.inf else f"{snr:.1f}")
-    return f"**{text}**" if row.get("accurate") else text
+    text = f"**{text}**" if row.get("accurate") else text
+    share = row.get("flops_fp16_share")
+    return text if share is None else f"{text} ({truncated_pct(share)})"
+
+
+def truncated_pct(share: float) -> str:
+    """99.998% -> '99.99%': a share just under a threshold never prints as the threshold."""
+    return f"{math.floor(share * 10000) / 100:.2f}%"
 
 
 def summary(statuses: list[dict], results_dir: Path = RESULTS) -> str:

@@ -75,4 +75,5 @@ def test_headline_marks_accurate_cells(tmp_path):
     (tmp_path / "bench_policies.json").write_text(json.dumps(data))
     table = run_all.headline(tmp_path)
     row = [ln for ln in table.splitlines() if ln.startswith("| m |")][0]
-    assert "**120.0**" in row and "inf/NaN" in row and "**61.5**" in row and "99.50%" in row
+    assert "**120.0**" in row and "inf/NaN" in row and "**61.5** (99.50%)" in row
+    assert run_all.truncated_pct(0.98998) == "98.99%" and run_all.truncated_pct(1.0) == "100.00%"
