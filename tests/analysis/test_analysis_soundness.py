@@ -24,7 +24,7 @@ BINARY = ["add", "sub", "mul", "real_div", "maximum", "minimum"]
 REDUCE = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_sum_square",
           "reduce_l2_norm", "reduce_log_sum_exp", "reduce_l1_norm"]
 OTHER = ["pow", "clip", "softmax", "layer_norm", "matmul_const", "matmul_var", "linear",
-         "concat_slice", "transpose", "attention"]
+         "concat_slice", "transpose", "attention", "reshape"]
 KINDS = [k for k in UNARY + BINARY + REDUCE if k in SUPPORTED_OPS] + OTHER   # what the executor runs
 
 
@@ -82,6 +82,9 @@ def _build(data, steps: int, dtype: str = "fp32") -> Program:
             elif kind == "attention":
                 probs = mb.softmax(x=sq, axis=-1, name=name + "_probs")
                 out = mb.matmul(x=probs, y=data.draw(st.sampled_from(square)), name=name)
+            elif kind == "reshape":             # split the last axis, then merge it back
+                split = mb.reshape(x=sq, shape=[N, 2, N // 2], name=name + "_split")
+                out = mb.reshape(x=mb.relu(x=split, name=name + "_relu"), shape=[N, N], name=name)
             elif kind == "concat_slice":
                 cat = mb.concat(values=[sq, a if tuple(a.shape) == (N, N) else sq], axis=0, name=name + "_cat")
                 out = mb.slice_by_size(x=cat, begin=[N // 2, 0], size=[N, N], name=name)

@@ -249,10 +249,15 @@ class Interval:
             if k > 0:
                 return Interval(_pow(self.lo, k), _pow(self.hi, k), self.may_nan)
             return self.power(-k).reciprocal()
-        # fractional exponent: defined for x >= 0 only
+        # fractional exponent: defined for x >= 0 only, NaN below 0 except at -inf, where IEEE
+        # pow gives +inf (p > 0) or 0 (p < 0)
         if p > 0:
-            return self.monotone(lambda v: _pow(v, p), True, (0.0, INF))
-        return self.monotone(lambda v: _pow(v, p) if v > 0 else INF, False, (0.0, INF))
+            out = self.monotone(lambda v: _pow(v, p), True, (0.0, INF))
+        else:
+            out = self.monotone(lambda v: _pow(v, p) if v > 0 else INF, False, (0.0, INF))
+        if self.lo == -INF:
+            out = out.hull(Interval.point(INF if p > 0 else 0.0))
+        return out
 
     def round_to(self, dtype: str | None) -> Interval:
         """The set after rounding to a MIL dtype: fp16 bounds beyond ±65504 become ±inf.

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..mil import const_value, dtype_name, load
 from .interval import INF, Interval
+from .norms import NormContext, refine
 from .transfer import TRANSFER
 
 log = logging.getLogger("milguard")
@@ -64,6 +65,7 @@ class RangeMap:
     producer: dict[str, str] = field(default_factory=dict)          # var -> op name ("" = input)
     dtypes: dict[str, str | None] = field(default_factory=dict)
     unknown_ops: list[tuple[str, str]] = field(default_factory=list)  # (op name, op type)
+    norms: dict[str, float] = field(default_factory=dict)             # var -> bound on row L2 norms
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __getitem__(self, var_name: str) -> Interval:
@@ -129,8 +131,12 @@ def default_range(dtype: str | None) -> tuple[float, float]:
 
 
 def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None, *,
-              function: str = "main", accumulate: str = "fp32") -> RangeMap:
-    """Intervals for every var of ``function``; ``model`` is a Program, MLModel or package path."""
+              function: str = "main", accumulate: str = "fp32", norms: bool = True) -> RangeMap:
+    """Intervals for every var of ``function``; ``model`` is a Program, MLModel or package path.
+
+    With ``norms`` the intervals are also bounded by row L2 norms (:mod:`milguard.analysis.norms`:
+    LayerNorm -> linear -> q·kᵀ chains stay bounded where plain intervals explode).
+    """
     program = load(model).program
     if function not in program.functions:
         from ..errors import ModelError
@@ -149,11 +155,12 @@ def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None
         rm.input_ranges[name] = (float(lo), float(hi))
         iv = Interval(float(lo), float(hi)).round_to(dt)
         _store(rm, var, iv, iv, "")
-    _walk(fn, Context(rm, accumulate), rm)
+    ctx = Context(rm, accumulate)
+    _walk(fn, ctx, rm, NormContext(rm, ctx) if norms else None)
     return rm
 
 
-def _walk(block: Any, ctx: Context, rm: RangeMap) -> None:
+def _walk(block: Any, ctx: Context, rm: RangeMap, nc: NormContext | None) -> None:
     """Visit ops in program order; an op's nested blocks are visited before the op itself
     (their outputs are its outputs); block inputs (loop-carried values) are unbounded."""
     for op in list(block.operations):
@@ -161,11 +168,11 @@ def _walk(block: Any, ctx: Context, rm: RangeMap) -> None:
             for var in inner.inputs:
                 if var.name not in rm.typed:
                     _store(rm, var, Interval.top(), Interval.top(), op.name)
-            _walk(inner, ctx, rm)
-        _visit(op, ctx, rm)
+            _walk(inner, ctx, rm, nc)
+        _visit(op, ctx, rm, nc)
 
 
-def _visit(op: Any, ctx: Context, rm: RangeMap) -> None:
+def _visit(op: Any, ctx: Context, rm: RangeMap, nc: NormContext | None) -> None:
     fn = TRANSFER.get(op.op_type)
     outs = list(op.outputs)
     if fn is None:
@@ -180,11 +187,18 @@ def _visit(op: Any, ctx: Context, rm: RangeMap) -> None:
             got = Interval.top()
         results = list(got) if isinstance(got, (list, tuple)) else [got] * len(outs)
     exact = op.op_type == "const"
+    bound = None
+    if nc is not None and not exact and fn is not None:
+        results, bound = refine(op, nc, results)
     for var, iv in zip(outs, results):
         if var.name in rm.typed:
             continue
         want = iv if exact else _slack(iv, dtype_name(var))
-        _store(rm, var, want, want.round_to(dtype_name(var)), op.name)
+        typed = want.round_to(dtype_name(var))
+        _store(rm, var, want, typed, op.name)
+        if bound is not None and typed.is_finite and not typed.is_empty:
+            nc.norms[var.name] = bound
+            rm.norms[var.name] = bound
 
 
 def _slack(iv: Interval, dtype: str | None) -> Interval:

@@ -81,6 +81,9 @@ def _acc(result: Interval, n: float, abs_sum: float, u: float, terms: Interval |
     ``abs_sum``) exceeds it, ±inf joins the result (NaN too when both signs can overflow).
     """
     out = result
+    side = terms if terms is not None and not terms.is_empty else result
+    if n > 1 and side.lo == -math.inf and side.hi == math.inf:
+        out = out.with_nan(True)              # a term may be +inf and another -inf: inf - inf
     if n > 1:
         if terms is not None and not terms.is_empty and (terms.lo >= 0 or terms.hi <= 0):
             out = result.widen((n - 1) * u)
@@ -88,7 +91,6 @@ def _acc(result: Interval, n: float, abs_sum: float, u: float, terms: Interval |
             out = result.widen(0.0, (n - 1) * u * abs_sum)
     bound = abs_sum if partial is None else partial
     if u >= FP16_UNIT and bound > FP16_LIMIT and not out.is_empty:
-        side = terms if terms is not None and not terms.is_empty else out
         pos, neg = side.hi > 0, side.lo < 0
         if pos:
             out = out.hull(Interval.point(math.inf))

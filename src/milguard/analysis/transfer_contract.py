@@ -56,7 +56,7 @@ def _dot_var(x: Interval, y: Interval, k: float, u: float) -> Interval:
     if k == 0:
         return Interval.point(0.0)
     prod = x * y
-    return _acc(prod.scale(k), k, k * prod.maxabs, u)
+    return _acc(prod.scale(k), k, k * prod.maxabs, u, prod)
 
 
 def _as_kn(w: np.ndarray, contract_first: bool) -> np.ndarray:
