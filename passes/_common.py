@@ -67,8 +67,9 @@ def last_or_channel_axis(match) -> str | None:
 FP16_MAX = 65504.0
 
 
-def centred_square_overflows(match, x) -> str | None:
+def centred_square_overflows(match, interval) -> str | None:
     """Risk of a native layer_norm: (x - mean)^2 exceeds 65504 once the spread of x passes 256."""
+    x = interval(match.bindings["x"])
     spread = x.hi - x.lo
     if spread * spread > FP16_MAX:
         return f"(x - mean)^2 may reach {spread * spread:.3g} > 65504 (x spans [{x.lo:.3g}, {x.hi:.3g}])"

@@ -14,7 +14,7 @@ LOGITS = Bind("x")
 EXP_LIMIT = 11.09                 # exp(11.09) = 65504: the largest fp16 exponential
 
 
-def long_rows(match, x) -> str | None:
+def long_rows(match, interval) -> str | None:
     """Risk of a native softmax: its sum of shifted exponentials (each <= 1) reaches the row length n,
     past 65504 for rows longer than that. Logits that fp16 cannot hold (a finfo(float32).min mask,
     coremltools PR #2669) are no reason here: an fp32 softmax cannot repair an fp16 input, and the
@@ -27,9 +27,10 @@ def long_rows(match, x) -> str | None:
     return None
 
 
-def exp_overflows(match, x) -> str | None:
+def exp_overflows(match, interval) -> str | None:
     """Risk of a native reduce_log_sum_exp: lowered without a max shift on the Neural Engine, its
     exp overflows once x > 11.09 (coremltools issue #2690)."""
+    x = interval(match.bindings["x"])
     if x.hi > EXP_LIMIT:
         return f"exp(x) may reach exp({x.hi:.3g}) > 65504"
     return None

@@ -126,12 +126,13 @@ def _insert(block: Block, island: set[Operation]) -> IslandStats:
                     dead.append(reader)
             if not (any(r not in dead for r in readers) or old in block.outputs):
                 continue
+            # anchored at the producer of ``old``: coremltools then visits only its readers
             if dtype_name(old) == dtype_name(new):
-                rewrite.replace_uses(block, new.op, old, new)
+                rewrite.replace_uses(block, op, old, new)
                 continue
             exit_name = rewrite.fresh(taken, f"{old.name.removesuffix(FP16_CAST_SUFFIX)}_fp16")
             back = rewrite.cast(new, dtype_name(old), op, exit_name, like=op)
-            rewrite.replace_uses(block, back.op, old, back)
+            rewrite.replace_uses(block, op, old, back)
             stats.exit_casts += 1
     rewrite.remove(block, dead + rebuilt)
     return stats

@@ -67,18 +67,20 @@ def plan(program: Program, options: Options, kinds: tuple[str, ...] | None = Non
 
 
 def _static_risk(program: Program, options: Options) -> Callable[[Match], str | None]:
-    """``match -> reason | None`` from static ranges of each function (computed once, on demand)."""
+    """``match -> reason | None``; static ranges of a function are computed the first time a rule's
+    risk asks for an interval (a row-length risk never does)."""
     from ..analysis.ranges import propagate
 
     ranges: dict[str, Any] = {}
 
     def risk(match: Match) -> str | None:
-        if match.function not in ranges:
-            given = options.ranges if match.function == "main" else None
-            ranges[match.function] = propagate(program, given, function=match.function)
-        x = match.bindings["x"].name
-        rm = ranges[match.function]
-        return match.rule.risk(match, rm.wanted.get(x, rm.typed.get(x))) if x in rm else None
+        def interval(var):
+            if match.function not in ranges:
+                given = options.ranges if match.function == "main" else None
+                ranges[match.function] = propagate(program, given, function=match.function)
+            rm = ranges[match.function]
+            return rm.wanted.get(var.name, rm.typed.get(var.name))
+        return match.rule.risk(match, interval)
     return risk
 
 

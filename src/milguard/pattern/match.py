@@ -15,9 +15,9 @@ class Rule:
     ``check(match)`` returns None when the match is acceptable, else the reason it is not.
     ``core`` names the op patterns of the overflow-prone chain (kept fp32 in the minimal mode).
     ``keep_fp32`` says whether the precision passes keep the match fp32 unless told otherwise.
-    ``risk(match, x)`` (native ops) gets the match and the static value interval of its ``x`` binding
-    and returns why the op is at fp16 risk, or None: such a match is kept fp32 under
-    ``keep_native="at_risk"``. Only risks an fp32 island can repair count: overflow inside the op.
+    ``risk(match, interval)`` (native ops) returns why the op is at fp16 risk, or None: such a match
+    is kept fp32 under ``keep_native="at_risk"``; ``interval(var)`` gives a var's static value range.
+    Only risks an fp32 island can repair count: overflow inside the op.
     """
 
     kind: str                              # "layer_norm" | "rms_norm" | "softmax"
