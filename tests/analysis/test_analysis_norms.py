@@ -53,5 +53,6 @@ def test_logits_bounded_by_the_product_of_row_norms(k_transposed_by_op):
 def test_norms_are_recorded_only_for_finite_vars():
     prog = _attention(False)
     rm = propagate(prog, {"x": (-1.0, 1.0)})
-    assert rm.norms["ln"] == pytest.approx(2.0 * np.sqrt(D), rel=1e-3)
-    assert "probs" in rm.norms and rm.norms["probs"] <= 1.01
+    assert rm.row_norm("ln") == pytest.approx(2.0 * np.sqrt(D), rel=1e-3)
+    assert rm.row_norm("probs") <= 1.01
+    assert rm.row_norm("logits") is not None and rm.row_norm("x") is None

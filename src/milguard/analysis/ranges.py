@@ -65,11 +65,18 @@ class RangeMap:
     producer: dict[str, str] = field(default_factory=dict)          # var -> op name ("" = input)
     dtypes: dict[str, str | None] = field(default_factory=dict)
     unknown_ops: list[tuple[str, str]] = field(default_factory=list)  # (op name, op type)
-    norms: dict[str, float] = field(default_factory=dict)             # var -> bound on row L2 norms
+    row_norms: Any = None               # NormContext: lazy bounds on the L2 norm of last-axis rows
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __getitem__(self, var_name: str) -> Interval:
         return self.typed[var_name]
+
+    def row_norm(self, var_name: str) -> float | None:
+        """A bound on the L2 norm of every last-axis row of a var (None when none is known)."""
+        if self.row_norms is None or var_name not in self.row_norms.norms:
+            return None
+        val = self.row_norms.norm(var_name)
+        return val if math.isfinite(val) else None
 
     def __contains__(self, var_name: str) -> bool:
         return var_name in self.typed
@@ -156,7 +163,8 @@ def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None
         iv = Interval(float(lo), float(hi)).round_to(dt)
         _store(rm, var, iv, iv, "")
     ctx = Context(rm, accumulate)
-    _walk(fn, ctx, rm, NormContext(rm, ctx) if norms else None)
+    rm.row_norms = NormContext(rm, ctx) if norms else None
+    _walk(fn, ctx, rm, rm.row_norms)
     return rm
 
 
@@ -198,7 +206,6 @@ def _visit(op: Any, ctx: Context, rm: RangeMap, nc: NormContext | None) -> None:
         _store(rm, var, want, typed, op.name)
         if bound is not None and typed.is_finite and not typed.is_empty:
             nc.norms[var.name] = bound
-            rm.norms[var.name] = bound
 
 
 def _slack(iv: Interval, dtype: str | None) -> Interval:
