@@ -204,8 +204,8 @@ def summarize(rows: list[dict]) -> dict[str, Any]:
         for key in ("milguard_s", "find_patterns_s"):
             if key in r and r.get("default_s"):
                 r[key.replace("_s", "_over_default")] = r[key] / r["default_s"]
-    out: dict[str, Any] = {"exponent": {k: growth_exponent(rows, k)
-                                        for k in ("milguard_s", "find_patterns_s", "default_s")}}
+    keys = ("milguard_s", "keep_fp32_s", "apply_islands_s", "find_patterns_s", "in_pipeline_s", "default_s")
+    out: dict[str, Any] = {"exponent": {k: growth_exponent(rows, k) for k in keys}}
     ratios = [r["milguard_over_default"] for r in rows if "milguard_over_default" in r]
     proxy = [r["find_patterns_over_default"] for r in rows if "find_patterns_over_default" in r]
     out["max_ratio_milguard"] = max(ratios) if ratios else None
@@ -244,7 +244,9 @@ def markdown(result: dict) -> str:
                          f"{r['in_pipeline_share']:.1%} |")
     s = result["summary"]
     e = s["exponent"]
-    lines += ["", f"Growth exponent k (t ~ ops^k): milguard passes {f(e['milguard_s'], '.2f')}, "
+    lines += ["", f"Growth exponent k (t ~ ops^k, least squares over all measured sizes): milguard passes "
+                  f"{f(e['milguard_s'], '.2f')} (keep_fp32_* {f(e.get('keep_fp32_s'), '.2f')}, apply_fp32_islands "
+                  f"{f(e.get('apply_islands_s'), '.2f')}), inside the pipeline {f(e.get('in_pipeline_s'), '.2f')}, "
                   f"find_patterns {f(e['find_patterns_s'], '.2f')}, default pipeline {f(e['default_s'], '.2f')}.",
               f"Largest ratio milguard / default: {f(s['max_ratio_milguard'], '.1%')} "
               f"(find_patterns alone: {f(s['max_ratio_find_patterns'], '.1%')}; inside the pipeline at most "
