@@ -123,7 +123,8 @@ def test_traces_and_converts_float32(name):
     types = {op.op_type for op in ops}
     assert [i for i in fn.inputs] == list(entry.input_names)
     assert [v.name for v in fn.outputs] == list(entry.output_names)
-    assert {dtype_name(v) for op in ops for v in op.outputs if op.op_type != "const"} <= {"fp32", "int32", "bool"}
+    dtypes = {dtype_name(v) for op in ops for v in op.outputs if op.op_type != "const"}
+    assert dtypes <= {"fp32", "int32", "bool"}
     if "rms_norm" in entry.patterns:
         assert {"pow", "reduce_mean", "rsqrt"} <= types
     if "layer_norm" in entry.patterns:

@@ -9,4 +9,5 @@ from __future__ import annotations
 from .magnitudes import FP16_MAX, FP16_SQUARE_LIMIT, SCENARIOS, Scenario
 from .registry import EXAMPLE, MODELS, ZooEntry, convert
 
-__all__ = ["EXAMPLE", "FP16_MAX", "FP16_SQUARE_LIMIT", "MODELS", "SCENARIOS", "Scenario", "ZooEntry", "convert"]
+__all__ = ["EXAMPLE", "FP16_MAX", "FP16_SQUARE_LIMIT", "MODELS", "SCENARIOS", "Scenario", "ZooEntry",
+           "convert"]

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 
-def _affine_init(n: int, generator: torch.Generator, centre: float = 1.0, spread: float = 0.1) -> torch.Tensor:
+def _affine_init(n: int, generator: torch.Generator, centre: float = 1.0,
+                 spread: float = 0.1) -> torch.Tensor:
     """Trained-looking norm weights: centre + spread * N(0, 1), so gamma's exactness matters."""
     return centre + spread * torch.randn(n, generator=generator)
 

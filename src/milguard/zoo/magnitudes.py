@@ -55,15 +55,17 @@ SCENARIOS: dict[str, Scenario] = {s.key: s for s in (
         key="vit_output_high_norm", magnitude=5.4e4, where="",
         channels=(11, 42), positions=(0, 129),
         source=("vllm-project/vllm#40290: the SigLIP vision tower of Gemma 4 reaches |x| ~ 5.4e4 before its "
-                "final standardisation, which overflows fp16; facebookresearch/segment-anything#540 and #696: "
-                "the SAM ViT-H encoder gives garbage in fp16 and is fixed by keeping LayerNorm/LayerNorm2d fp32"),
+                "final standardisation, which overflows fp16; facebookresearch/segment-anything#540 and "
+                "#696: the SAM ViT-H encoder gives garbage in fp16 and is fixed by keeping LayerNorm and "
+                "LayerNorm2d fp32"),
         certainty="M",
         note="planted on the ViT output that feeds SAM's neck, at two spatial positions"),
     Scenario(
         key="conv_features_into_channel_norm", magnitude=940.0, where="norm",
         channels=(2, 31), positions=None,
-        source=("neuroneural/brainchop-cli PR #56: conv outputs entering a channel norm reach ~940 at layer 1 "
-                "of a 24-channel model (~375 in the shipped one); every value above ~256 squares to inf in fp16"),
+        source=("neuroneural/brainchop-cli PR #56: conv outputs entering a channel norm reach ~940 at "
+                "layer 1 of a 24-channel model (~375 in the shipped one); every value above ~256 squares "
+                "to inf in fp16"),
         certainty="M",
         note="whole channel maps, as conv features are dense"),
     Scenario(

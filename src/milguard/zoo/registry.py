@@ -58,22 +58,26 @@ def _minilm_inputs(seed: int) -> tuple[torch.Tensor, ...]:
 
 
 _ENTRIES = (
-    ZooEntry("llama_decoder", "LLaMA decoder layer (hidden 128, 4 heads, 2 KV heads, RoPE, SiLU MLP) + final RMSNorm",
+    ZooEntry("llama_decoder",
+             "LLaMA decoder layer (hidden 128, 4 heads, 2 KV heads, RoPE, SiLU MLP) + final RMSNorm",
              _seeded(LlamaDecoderLayer), ((1, 16, 128),), ("hidden_states",),
              SCENARIOS["llama2_massive_activations"], ("rms_norm", "softmax")),
     ZooEntry("t5_encoder", "T5 encoder layer (d_model 128, 4 heads, ReLU FFN 256, T5LayerNorm) + final norm",
              _seeded(T5EncoderLayer), ((1, 16, 128),), ("hidden_states",),
              SCENARIOS["t5_v11_residual"], ("rms_norm", "softmax")),
-    ZooEntry("gemma_decoder", "Gemma2/3 sandwich decoder layer with (1 + w) RMSNorms (hidden 128, MQA, GeGLU)",
+    ZooEntry("gemma_decoder",
+             "Gemma2/3 sandwich decoder layer with (1 + w) RMSNorms (hidden 128, MQA, GeGLU)",
              _seeded(GemmaDecoderLayer), ((1, 16, 128),), ("hidden_states",),
              SCENARIOS["gemma3_residual_peak"], ("rms_norm", "softmax")),
-    ZooEntry("sam_neck", "SAM image-encoder neck: 1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d (128 -> 64 ch, 16x16)",
+    ZooEntry("sam_neck",
+             "SAM image-encoder neck: 1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d (128 -> 64 ch, 16x16)",
              _seeded(SamNeck), ((1, 128, 16, 16),), ("image_embeddings",),
              SCENARIOS["vit_output_high_norm"], ("layer_norm",)),
     ZooEntry("convnext_block", "ConvNeXt block (64 ch, 16x16, channels_first LayerNorm) + downsampling layer",
              _seeded(ConvNeXtBlock), ((1, 64, 16, 16),), ("features",),
              SCENARIOS["conv_features_into_channel_norm"], ("layer_norm",)),
-    ZooEntry("vit_block", "ViT block (128 dim, 17 tokens) with hand-written LayerNorm and softmax + final norm",
+    ZooEntry("vit_block",
+             "ViT block (128 dim, 17 tokens) with hand-written LayerNorm and softmax + final norm",
              _seeded(ViTBlock), ((1, 17, 128),), ("tokens",),
              SCENARIOS["vit_register_tokens"], ("layer_norm", "softmax")),
     ZooEntry("minilm", "all-MiniLM-L6-v2 encoder with its trained weights (6 layers, hidden 384, 16 tokens)",
@@ -102,9 +106,10 @@ def convert(entry: ZooEntry | str, inputs: tuple[torch.Tensor, ...] | None = Non
     model = entry.build(seed)
     with torch.no_grad():
         traced = torch.jit.trace(model, inputs)
+    default_types = [ct.TensorType(name=n, shape=tuple(t.shape)) for n, t in zip(entry.input_names, inputs)]
     kwargs: dict[str, Any] = dict(
         convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17, skip_model_load=True,
-        inputs=input_types or [ct.TensorType(name=n, shape=tuple(t.shape)) for n, t in zip(entry.input_names, inputs)],
+        inputs=input_types or default_types,
         outputs=[ct.TensorType(name=n) for n in entry.output_names])
     kwargs.update(ct_kwargs)
     return ct.convert(traced, **kwargs)

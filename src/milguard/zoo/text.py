@@ -114,7 +114,8 @@ class T5DenseActDense(nn.Module):
 
 
 class T5EncoderLayer(nn.Module):
-    def __init__(self, g: torch.Generator, d_model: int = 128, heads: int = 4, d_ff: int = 256, seq: int = 16):
+    def __init__(self, g: torch.Generator, d_model: int = 128, heads: int = 4, d_ff: int = 256,
+                 seq: int = 16):
         super().__init__()
         self.attention_layer_norm = T5LayerNorm(d_model, g)
         self.attention = T5Attention(d_model, heads, d_model // heads, seq)
