@@ -119,3 +119,21 @@ def test_ops_removed_after_the_pass_drop_out_of_the_annotations():
     PASS_REGISTRY["common::dead_code_elimination"](prog)
     assert set(annotations(prog)) == {"lin"}
     assert set(prog._milguard_placement) == {"dead", "lin"}               # the raw record stays
+
+
+def test_an_audit_of_the_saved_package_reads_the_annotations_back(tmp_path):
+    """Annotated under CPU_ONLY, audited with the default ALL: the audit shows what was saved."""
+    import milguard
+
+    mlmodel = convert(keep_fp32=("layer_norm",), compute_units="CPU_ONLY")
+    attach(mlmodel)
+    mlmodel.save(str(tmp_path / "block.mlpackage"))
+    placement = milguard.audit(tmp_path / "block.mlpackage").to_dict()["placement"]
+    assert placement["source"] == "saved"
+    saved = annotations(tmp_path / "block.mlpackage")
+    assert {p["device"] for p in placement["ops"].values()} == {"cpu"}
+    assert {op: p["device"] for op, p in placement["ops"].items()} == {op: p.device for op, p in saved.items()}
+    assert predict(tmp_path / "block.mlpackage", compute_units="ALL") != saved     # so it is not recomputed
+    plain = tmp_path / "plain.mlpackage"
+    convert(keep_fp32=("layer_norm",)).save(str(plain))
+    assert milguard.audit(plain).to_dict()["placement"]["source"] == "predicted"

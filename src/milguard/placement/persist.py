@@ -78,7 +78,7 @@ def annotations(model: Any, function: str | None = None) -> dict[str, Placement]
         raw = load(model).metadata.get(METADATA_KEY)
     else:
         raise MilguardError(f"cannot read placement annotations from a {type(model).__name__}")
-    return _parse(raw, function) if raw is not None else {}
+    return from_metadata(raw, function) if raw is not None else {}
 
 
 def _from_pass(program: Program) -> dict[str, Placement]:
@@ -89,7 +89,7 @@ def _from_pass(program: Program) -> dict[str, Placement]:
     return {op.name: p for op, p in pairs if op.enclosing_block is not None}
 
 
-def _parse(raw: str, function: str | None) -> dict[str, Placement]:
+def from_metadata(raw: str, function: str | None) -> dict[str, Placement]:
     try:
         record = json.loads(raw)
         functions = record["functions"]

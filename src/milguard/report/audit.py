@@ -26,7 +26,8 @@ JSON output and the HTML page read::
                   "lo", "hi", "may_nan",                   # static, before dtype rounding
                   "observed_lo", "observed_hi",            # typed run (calibration only)
                   "reference_lo", "reference_hi"}],        # fp32 reference (calibration only)
-      "placement": {"summary": PlacementSummary.to_dict(),
+      "placement": {"source": "saved" | "predicted",   # saved by milguard::annotate_placement
+                    "summary": PlacementSummary.to_dict(),
                     "ops": {op name: {"device", "rule", "certainty"}}} | None,
       "unknown_ops": [{"op", "op_type"}],
     }
@@ -131,7 +132,7 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         cal = calibrate(program, calibration, function=function, accumulate=accumulate)
         findings += calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
     findings += _pass_findings(loaded.metadata, function)
-    placement = _placement(fn, compute_units)
+    placement = _placement(fn, compute_units, loaded.metadata, function)
     data = {
         "format": FORMAT,
         "model": _model_name(model, loaded),
@@ -219,16 +220,22 @@ def _ranges(fn: Any, ranges: RangeMap, cal: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _placement(fn: Any, compute_units: str) -> dict[str, Any] | None:
-    try:
-        from ..placement import summarize
+def _placement(fn: Any, compute_units: str, metadata: Mapping[str, str],
+               function: str) -> dict[str, Any] | None:
+    """Expected placement: the annotations a ``milguard::annotate_placement`` run saved in the
+    package when there are some (``source: "saved"``), else predicted now (``source: "predicted"``)."""
+    from ..placement import summarize
+    from ..placement.persist import METADATA_KEY as PLACEMENT_KEY, from_metadata
+
+    source = "predicted"
+    if PLACEMENT_KEY in metadata:
+        places, source = from_metadata(metadata[PLACEMENT_KEY], function), "saved"
+    else:
         places = placement_index(fn, compute_units)
-        if not places:
-            return None
-        return {"summary": summarize(fn, places).to_dict(),
-                "ops": {name: p.to_dict() for name, p in places.items()}}
-    except ImportError:
+    if not places:
         return None
+    return {"source": source, "summary": summarize(fn, places).to_dict(),
+            "ops": {name: p.to_dict() for name, p in places.items()}}
 
 
 # ---- findings that travel in a saved package ---------------------------------------------------
