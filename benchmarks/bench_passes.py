@@ -38,7 +38,7 @@ APPLY_PASS = "milguard::apply_fp32_islands"
 FP16_PASS = "common::add_fp16_cast"
 LAYERS_FULL = (14, 45, 134, 450, 1334)   # about 1k, 3k, 10k, 34k, 100k ops (consts included)
 LAYERS_QUICK = (14, 45)
-DEFAULT_MAX_LAYERS = 450    # the default pipeline is timed up to this size (at 450 layers it already takes ~10 min here)
+DEFAULT_MAX_LAYERS = 450    # the default pipeline is timed up to this size (~5-10 min there already)
 
 
 def llama_program(layers: int, hidden: int = 32, heads: int = 2, seq: int = 8, inter: int = 64):
@@ -173,7 +173,8 @@ def measure_once(layers: int, time_default: bool) -> dict[str, Any]:
         if keep is not None and islands is not None:
             prog = llama_program(layers)
             with pass_timers((*MILGUARD_PASSES, APPLY_PASS)) as spent:
-                row["with_milguard_s"] = _timed(lambda: PassPipelineManager.apply_pipeline(prog, milguard.pipeline()))
+                row["with_milguard_s"] = _timed(
+                    lambda: PassPipelineManager.apply_pipeline(prog, milguard.pipeline()))
             row["in_pipeline_s"] = sum(spent.values())
     return row
 
@@ -237,7 +238,8 @@ def markdown(result: dict) -> str:
                      f"{f(r.get('default_s'), '.2f')} | {f(r.get('milguard_over_default'), '.1%')} |")
     lines += ["", "Inside a real conversion pipeline (`milguard.pipeline()` = the default pipeline with milguard's "
                   "four passes): time spent in milguard's passes, and their share of the whole pipeline.", "",
-              "| layers | ops (all) | whole pipeline | milguard passes inside it | share |", "|---:|---:|---:|---:|---:|"]
+              "| layers | ops (all) | whole pipeline | milguard passes inside it | share |",
+              "|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         if "with_milguard_s" in r:
             lines.append(f"| {r['layers']} | {r['ops']} | {r['with_milguard_s']:.2f} | {r['in_pipeline_s']:.3f} | "

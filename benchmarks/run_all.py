@@ -1,8 +1,9 @@
 """Run every benchmark script in this folder and write ``results/summary.md``.
 
 Each ``bench_*.py`` here defines ``main()`` and writes its own results as ``results/<name>.json`` and
-``results/<name>.md`` (``<name>`` with or without the ``bench_`` prefix). This script imports each one by path, calls ``main`` with no arguments
-(an empty argv when it takes one), records how long it took and whether it raised, then writes
+``results/<name>.md`` (``<name>`` with or without the ``bench_`` prefix). This script imports each
+one by path, calls ``main`` with no arguments (an empty argv when it takes one), records how long
+it took and whether it raised, then writes
 ``results/summary.md``: a status table, the headline table of the precision-policy benchmark
 (the one the README shows), and every script's markdown result.
 
