@@ -2,7 +2,8 @@
 
 Each ``bench_*.py`` here defines ``main()`` and writes its own results as ``results/<name>.json`` and
 ``results/<name>.md`` (``<name>`` with or without the ``bench_`` prefix). This script imports each
-one by path, calls ``main`` with no arguments (an empty argv when it takes one), records how long
+one by path, calls ``main`` with no arguments (an empty argv when it takes one; ``sys.argv`` holds
+only the script's path meanwhile), records how long
 it took and whether it raised, then writes
 ``results/summary.md``: a status table, the headline table of the precision-policy benchmark
 (the one the README shows), and every script's markdown result.
@@ -48,7 +49,11 @@ def run_one(path: Path) -> dict[str, Any]:
         spec.loader.exec_module(module)
         main = getattr(module, "main")
         params = inspect.signature(main).parameters
-        main([]) if params else main()
+        saved_argv, sys.argv = sys.argv, [str(path)]     # scripts that read sys.argv see no options
+        try:
+            main([]) if params else main()
+        finally:
+            sys.argv = saved_argv
         status["ok"] = True
     except BaseException as exc:  # noqa: BLE001 - SystemExit from argparse included
         if isinstance(exc, KeyboardInterrupt):

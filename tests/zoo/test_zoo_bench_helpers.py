@@ -77,3 +77,17 @@ def test_headline_marks_accurate_cells(tmp_path):
     row = [ln for ln in table.splitlines() if ln.startswith("| m |")][0]
     assert "**120.0**" in row and "inf/NaN" in row and "**61.5** (99.50%)" in row
     assert run_all.truncated_pct(0.98998) == "98.99%" and run_all.truncated_pct(1.0) == "100.00%"
+
+
+def test_run_one_hides_run_all_options_from_scripts(tmp_path, monkeypatch):
+    script = tmp_path / "bench_probe.py"
+    script.write_text("import sys\nSEEN = []\ndef main():\n    SEEN.append(list(sys.argv[1:]))\n")
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--skip", "bench_passes"])
+    status = run_all.run_one(script)
+    assert status["ok"], status.get("error")
+    assert sys.modules["benchmarks_bench_probe"].SEEN == [[]]
+    assert sys.argv == ["run_all.py", "--skip", "bench_passes"]
+    broken = tmp_path / "bench_broken.py"
+    broken.write_text("def main(argv=None):\n    raise RuntimeError('boom')\n")
+    failed = run_all.run_one(broken)
+    assert not failed["ok"] and "RuntimeError: boom" in failed["error"]
