@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -37,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -47,58 +49,6 @@ REPEATS = 3
 HIDDEN, HEADS, SEQ, INTER = 256, 4, 64, 1024
 
 
-def transformer_program(layers: int):
-    """A pymil Program of ``layers`` fp16 pre-norm decoder layers with decomposed RMSNorms."""
-    import coremltools as ct
-
-    from milguard.mil import mb, types
-
-    rng = np.random.default_rng(0)
-    hd = HIDDEN // HEADS
-
-    def w(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) / math.sqrt(shape[-1])).astype(np.float16)
-
-    def rms_norm(h):
-        var = mb.reduce_mean(x=mb.pow(x=h, y=np.float16(2)), axes=[-1], keep_dims=True)
-        y = mb.mul(x=h, y=mb.rsqrt(x=mb.add(x=var, y=np.float16(1e-5))))
-        return mb.mul(x=y, y=np.ones(HIDDEN, np.float16))
-
-    def heads_of(t):
-        return mb.transpose(x=mb.reshape(x=t, shape=[1, SEQ, HEADS, hd]), perm=[0, 2, 1, 3])
-
-    def attention(h):
-        q, k, v = (heads_of(mb.linear(x=h, weight=w(HIDDEN, HIDDEN))) for _ in range(3))
-        scores = mb.mul(x=mb.matmul(x=q, y=k, transpose_y=True), y=np.float16(1 / math.sqrt(hd)))
-        a = mb.transpose(x=mb.matmul(x=mb.softmax(x=scores, axis=-1), y=v), perm=[0, 2, 1, 3])
-        return mb.linear(x=mb.reshape(x=a, shape=[1, SEQ, HIDDEN]), weight=w(HIDDEN, HIDDEN))
-
-    def mlp(h):
-        return mb.linear(x=mb.silu(x=mb.linear(x=h, weight=w(INTER, HIDDEN))), weight=w(HIDDEN, INTER))
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, SEQ, HIDDEN), dtype=types.fp16)],
-                opset_version=ct.target.iOS17)
-    def prog(x):
-        for _ in range(layers):
-            x = mb.add(x=x, y=attention(rms_norm(x)))
-            x = mb.add(x=x, y=mlp(rms_norm(x)))
-        return x
-    return prog
-
-
-def _best(fn, repeats: int) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def _exponent(ops: list[int], secs: list[float]) -> float:
-    return float(np.polyfit(np.log(ops), np.log(secs), 1)[0]) if len(ops) > 1 else float("nan")
-
-
 def measure(layers: int, repeats: int) -> dict[str, Any]:
     from milguard.analysis.calibrate import calibrate
     from milguard.analysis.findings import count, static_findings
@@ -107,19 +57,19 @@ def measure(layers: int, repeats: int) -> dict[str, Any]:
     from milguard.mil import iter_ops
     from milguard.report.audit import audit
 
-    prog = transformer_program(layers)
+    prog = common.llama_program(layers, hidden=HIDDEN, heads=HEADS, seq=SEQ, inter=INTER, dtype="fp16")
     fn = prog.functions["main"]
     ops = sum(1 for _ in iter_ops(fn))
     from milguard.analysis.norms import _spectral
     _spectral.cache_clear()                   # cold: spectral bounds of the weights computed
-    t_cold, _ = _best(lambda: propagate(prog), 1)
-    t_prop, ranges = _best(lambda: propagate(prog), repeats)
+    t_cold, _ = common.best_of(lambda: propagate(prog), 1)
+    t_prop, ranges = common.best_of(lambda: propagate(prog), repeats)
     matches = pattern_index(prog, "main")
-    t_find, findings = _best(lambda: static_findings(fn, ranges, matches), repeats)
-    t_graph, graph = _best(lambda: to_networkx(prog), repeats)
-    t_audit, _ = _best(lambda: audit(prog), repeats)
+    t_find, findings = common.best_of(lambda: static_findings(fn, ranges, matches), repeats)
+    t_graph, graph = common.best_of(lambda: to_networkx(prog), repeats)
+    t_audit, _ = common.best_of(lambda: audit(prog), repeats)
     sample = {"x": np.random.default_rng(1).normal(0, 1, (1, SEQ, HIDDEN)).astype(np.float32)}
-    t_cal, _ = _best(lambda: calibrate(prog, sample), 1)
+    t_cal, _ = common.best_of(lambda: calibrate(prog, sample), 1)
     return {"layers": layers, "ops": ops, "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges(),
             "patterns": len({id(m) for m in matches.values()}), "findings": count(findings),
             "propagate_cold_s": t_cold, "propagate_s": t_prop, "findings_s": t_find, "to_networkx_s": t_graph, "audit_s": t_audit,
@@ -240,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [measure(n, REPEATS) for n in (LAYERS_QUICK if args.quick else LAYERS_FULL)]
     load.append(os.getloadavg()[0])
     ops = [r["ops"] for r in rows]
-    growth = {key: _exponent(ops, [r[f"{key}_s"] for r in rows])
+    growth = {key: common.growth_exponent(ops, [r[f"{key}_s"] for r in rows])
               for key in ("propagate_cold", "propagate", "findings", "to_networkx", "audit", "calibrate")}
     planted = planted_counts()
     try:

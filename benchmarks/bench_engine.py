@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import platform
 import sys
 import time
@@ -18,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
 
 NAME = "engine"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,10 +87,6 @@ def measure(layers: int, repeats: int) -> dict[str, Any]:
             "us_per_op": 1e6 * best / ops, "build_s": build_s, "repeats": repeats}
 
 
-def growth_exponent(rows: list[dict]) -> float:
-    x = np.log([r["ops"] for r in rows])
-    y = np.log([r["find_patterns_s"] for r in rows])
-    return float(np.polyfit(x, y, 1)[0])
 
 
 def markdown(result: dict) -> str:
@@ -109,13 +107,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    common.quiet()
     rows = []
     for layers in (LAYERS_QUICK if args.quick else LAYERS_FULL):
         rows.append(measure(layers, repeats=3 if layers < 1000 else 1))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {"name": NAME, "quick": args.quick, "machine": platform.platform(), "rows": rows,
-              "exponent": growth_exponent(rows)}
+              "exponent": common.growth_exponent([r["ops"] for r in rows], [r["find_patterns_s"] for r in rows])}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / f"{NAME}.md").write_text(markdown(result))

@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_passes"
@@ -39,47 +40,6 @@ FP16_PASS = "common::add_fp16_cast"
 LAYERS_FULL = (14, 45, 134, 450, 1334)   # about 1k, 3k, 10k, 34k, 100k ops (consts included)
 LAYERS_QUICK = (14, 45)
 DEFAULT_MAX_LAYERS = 450    # the default pipeline is timed up to this size (~5-10 min there already)
-
-
-def llama_program(layers: int, hidden: int = 32, heads: int = 2, seq: int = 8, inter: int = 64):
-    """A pymil Program of ``layers`` LLaMA-shaped layers (fp32, iOS17 opset), weights N(0, 0.1)."""
-    import coremltools as ct
-
-    from milguard.mil import mb
-
-    rng = np.random.default_rng(0)
-    hd = hidden // heads
-
-    def w(*shape: int) -> np.ndarray:
-        return (0.1 * rng.standard_normal(shape)).astype(np.float32)
-
-    def rms_norm(h):
-        var = mb.reduce_mean(x=mb.pow(x=h, y=2.0), axes=[-1], keep_dims=True)
-        return mb.mul(x=w(hidden), y=mb.mul(x=h, y=mb.rsqrt(x=mb.add(x=var, y=1e-6))))
-
-    def heads_of(t):
-        return mb.transpose(x=mb.reshape(x=t, shape=[1, seq, heads, hd]), perm=[0, 2, 1, 3])
-
-    def attention(h):
-        q, k, v = (heads_of(mb.linear(x=h, weight=w(hidden, hidden))) for _ in range(3))
-        scores = mb.mul(x=mb.matmul(x=q, y=k, transpose_y=True), y=np.float32(hd ** -0.5))
-        ctx = mb.matmul(x=mb.softmax(x=scores, axis=-1), y=v)
-        ctx = mb.reshape(x=mb.transpose(x=ctx, perm=[0, 2, 1, 3]), shape=[1, seq, hidden])
-        return mb.linear(x=ctx, weight=w(hidden, hidden))
-
-    def mlp(h):
-        gate = mb.silu(x=mb.linear(x=h, weight=w(inter, hidden)))
-        return mb.linear(x=mb.mul(x=gate, y=mb.linear(x=h, weight=w(inter, hidden))), weight=w(hidden, inter))
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, seq, hidden))], opset_version=ct.target.iOS17)
-    def prog(x):
-        h = x
-        for _ in range(layers):
-            h = mb.add(x=h, y=attention(rms_norm(h)))
-            h = mb.add(x=h, y=mlp(rms_norm(h)))
-        return h
-
-    return prog
 
 
 def op_counts(prog) -> tuple[int, int]:
@@ -153,7 +113,7 @@ def measure_once(layers: int, time_default: bool) -> dict[str, Any]:
     from milguard.mil import PassPipelineManager
 
     t0 = time.perf_counter()
-    prog = llama_program(layers)
+    prog = common.llama_program(layers)
     row: dict[str, Any] = {"layers": layers, "build_s": time.perf_counter() - t0}
     row["ops"], row["non_const_ops"] = op_counts(prog)
     row["find_patterns_s"] = _timed(lambda: milguard.find_patterns(prog))
@@ -167,11 +127,11 @@ def measure_once(layers: int, time_default: bool) -> dict[str, Any]:
             row["apply_islands_s"] = _timed(lambda: PassPipelineManager.apply_pipeline(prog, islands))
             row["milguard_s"] += row["apply_islands_s"]
             row["fp32_ops_after"] = fp32_compute_ops(prog)
-        prog = llama_program(layers)
+        prog = common.llama_program(layers)
     if time_default:
         row["default_s"] = _timed(lambda: PassPipelineManager.apply_pipeline(prog, ct.PassPipeline.DEFAULT))
         if keep is not None and islands is not None:
-            prog = llama_program(layers)
+            prog = common.llama_program(layers)
             with pass_timers((*MILGUARD_PASSES, APPLY_PASS)) as spent:
                 row["with_milguard_s"] = _timed(
                     lambda: PassPipelineManager.apply_pipeline(prog, milguard.pipeline()))
@@ -191,11 +151,7 @@ def measure(layers: int, time_default: bool, repeats: int) -> dict[str, Any]:
 
 
 def growth_exponent(rows: list[dict], key: str) -> float | None:
-    pts = [(r["ops"], r[key]) for r in rows if r.get(key)]
-    if len(pts) < 2:
-        return None
-    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
-    return float(np.polyfit(x, y, 1)[0])
+    return common.growth_exponent([r["ops"] for r in rows if r.get(key)], [r[key] for r in rows if r.get(key)])
 
 
 def summarize(rows: list[dict]) -> dict[str, Any]:
@@ -268,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     logging.getLogger("coremltools").setLevel(logging.ERROR)
-    _quiet_progress_bars()
+    common.quiet()
     sizes = LAYERS_QUICK if args.quick else LAYERS_FULL
     rows = []
     for layers in sizes:
@@ -294,18 +250,6 @@ def source_revision() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return rev + ("+dirty" if dirty else "")
-
-
-def _quiet_progress_bars() -> None:
-    """coremltools draws a tqdm bar per pipeline run; thousands of lines would drown the report."""
-    try:
-        from functools import partialmethod
-
-        from tqdm import tqdm
-
-        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":

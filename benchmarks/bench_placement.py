@@ -18,70 +18,18 @@ import argparse
 import json
 import logging
 import platform
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "placement"
 LAYERS_FULL = (14, 45, 134, 450)
 LAYERS_QUICK = (14, 45)
 REPEATS = 3
-
-
-def llama_program(layers: int, hidden: int = 64, heads: int = 2, seq: int = 16, inter: int = 128):
-    """A pymil Program of ``layers`` fp16 LLaMA-shaped layers with fp32 RMSNorm islands."""
-    import coremltools as ct
-
-    from milguard.mil import mb, types
-
-    rng = np.random.default_rng(0)
-    hd = hidden // heads
-
-    def w(*shape: int) -> np.ndarray:
-        return (0.1 * rng.standard_normal(shape)).astype(np.float16)
-
-    def rms_norm_fp32(h):
-        x = mb.cast(x=h, dtype="fp32")
-        var = mb.reduce_mean(x=mb.pow(x=x, y=np.float32(2)), axes=[-1], keep_dims=True)
-        y = mb.mul(x=x, y=mb.rsqrt(x=mb.add(x=var, y=np.float32(1e-6))))
-        return mb.cast(x=y, dtype="fp16")
-
-    def heads_of(t):
-        return mb.transpose(x=mb.reshape(x=t, shape=[1, seq, heads, hd]), perm=[0, 2, 1, 3])
-
-    def attention(h):
-        q, k, v = (heads_of(mb.linear(x=h, weight=w(hidden, hidden))) for _ in range(3))
-        scores = mb.softmax(x=mb.matmul(x=q, y=k, transpose_y=True), axis=-1)
-        a = mb.transpose(x=mb.matmul(x=scores, y=v), perm=[0, 2, 1, 3])
-        return mb.linear(x=mb.reshape(x=a, shape=[1, seq, hidden]), weight=w(hidden, hidden))
-
-    def mlp(h):
-        return mb.linear(x=mb.silu(x=mb.linear(x=h, weight=w(inter, hidden))), weight=w(hidden, inter))
-
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, seq, hidden), dtype=types.fp16)],
-                opset_version=ct.target.iOS17)
-    def prog(x):
-        for _ in range(layers):
-            x = mb.add(x=x, y=attention(rms_norm_fp32(x)))
-            x = mb.add(x=x, y=mlp(rms_norm_fp32(x)))
-        return x
-    return prog
-
-
-def _best(fn, repeats: int = REPEATS) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def _exponent(ops: list[int], seconds: list[float]) -> float:
-    return float(np.polyfit(np.log(ops), np.log(seconds), 1)[0]) if len(ops) > 1 else float("nan")
 
 
 def run(layer_counts: tuple[int, ...]) -> dict[str, Any]:
@@ -91,10 +39,10 @@ def run(layer_counts: tuple[int, ...]) -> dict[str, Any]:
 
     rows = []
     for layers in layer_counts:
-        prog = llama_program(layers)
+        prog = common.llama_program(layers, hidden=64, seq=16, inter=128, dtype="fp16", norm="fp32_island")
         ops = len(list(prog.functions["main"].operations))
-        t_predict, placements = _best(lambda: predict(prog, options=options))
-        t_summary, summary = _best(lambda: summarize(prog, placements))
+        t_predict, placements = common.best_of(lambda: predict(prog, options=options), REPEATS)
+        t_summary, summary = common.best_of(lambda: summarize(prog, placements), REPEATS)
         rows.append({"layers": layers, "ops": ops, "placed_ops": len(placements),
                      "predict_s": t_predict, "summarize_s": t_summary,
                      "predict_us_per_op": 1e6 * t_predict / ops,
@@ -105,8 +53,8 @@ def run(layer_counts: tuple[int, ...]) -> dict[str, Any]:
     return {
         "benchmark": NAME, "python": platform.python_version(), "machine": platform.machine(),
         "repeats": REPEATS, "rows": rows,
-        "k_predict": _exponent(ops, [r["predict_s"] for r in rows]),
-        "k_summarize": _exponent(ops, [r["summarize_s"] for r in rows]),
+        "k_predict": common.growth_exponent(ops, [r["predict_s"] for r in rows]),
+        "k_summarize": common.growth_exponent(ops, [r["summarize_s"] for r in rows]),
         "target": "k close to 1; under 50 µs per op",
     }
 

@@ -40,6 +40,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_policies"
 ACCURATE_DB = 40.0
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    _quiet_progress_bars()
+    common.quiet()
     models = []
     for name in args.models.split(","):
         t0 = time.perf_counter()
@@ -379,18 +382,6 @@ def source_revision() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return rev + ("+dirty" if dirty else "")
-
-
-def _quiet_progress_bars() -> None:
-    """coremltools draws tqdm bars for every conversion; they would drown the report."""
-    try:
-        from functools import partialmethod
-
-        from tqdm import tqdm
-
-        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""What the benchmark scripts share: a quiet coremltools, best-of timing, growth exponents, and the
+synthetic LLaMA-shaped MIL programs they measure.
+
+``llama_program(layers, ...)`` builds, with the MIL builder (no torch), ``layers`` pre-norm decoder
+layers: RMSNorm, attention (q/k/v linears, head reshapes, scaled q·kᵀ, native softmax, ·v, output
+linear), RMSNorm, SiLU MLP, with residual adds. ``dtype`` types the program fp32 (what a converter
+sees before ``add_fp16_cast``) or fp16 (what a saved default package holds); ``norm="fp32_island"``
+makes each RMSNorm an fp32 island between two casts, as milguard leaves it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+
+def quiet() -> None:
+    """No coremltools warnings and no tqdm bars: thousands of lines would drown the reports."""
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    try:
+        from functools import partialmethod
+
+        from tqdm import tqdm
+
+        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
+    except ImportError:
+        pass
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(smallest wall time in seconds over ``repeats`` calls, the last result)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def growth_exponent(ops: list[float], seconds: list[float]) -> float | None:
+    """k of t ~ ops^k, least squares on log-log; None with fewer than two points."""
+    pts = [(n, t) for n, t in zip(ops, seconds) if t]
+    if len(pts) < 2:
+        return None
+    return float(np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0])
+
+
+def llama_program(layers: int, *, hidden: int = 32, heads: int = 2, seq: int = 8, inter: int = 64,
+                  dtype: str = "fp32", norm: str = "decomposed"):
+    """A pymil Program of ``layers`` LLaMA-shaped layers (iOS17 opset); see the module docstring."""
+    import coremltools as ct
+
+    from milguard.mil import mb, np_dtype, types
+
+    if norm not in ("decomposed", "fp32_island"):
+        raise ValueError(f"norm must be 'decomposed' or 'fp32_island', not {norm!r}")
+    rng = np.random.default_rng(0)
+    f = np_dtype(dtype)
+    hd = hidden // heads
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) / math.sqrt(shape[-1])).astype(f)
+
+    def rms_norm(h):
+        x = mb.cast(x=h, dtype="fp32") if norm == "fp32_island" else h
+        t = np.float32 if norm == "fp32_island" else f
+        var = mb.reduce_mean(x=mb.pow(x=x, y=t(2)), axes=[-1], keep_dims=True)
+        y = mb.mul(x=mb.mul(x=x, y=mb.rsqrt(x=mb.add(x=var, y=t(1e-6)))),
+                   y=(1 + 0.1 * rng.standard_normal(hidden)).astype(t))
+        return mb.cast(x=y, dtype=dtype) if norm == "fp32_island" else y
+
+    def heads_of(t):
+        return mb.transpose(x=mb.reshape(x=t, shape=[1, seq, heads, hd]), perm=[0, 2, 1, 3])
+
+    def attention(h):
+        q, k, v = (heads_of(mb.linear(x=h, weight=w(hidden, hidden))) for _ in range(3))
+        scores = mb.mul(x=mb.matmul(x=q, y=k, transpose_y=True), y=f(1 / math.sqrt(hd)))
+        ctx = mb.transpose(x=mb.matmul(x=mb.softmax(x=scores, axis=-1), y=v), perm=[0, 2, 1, 3])
+        return mb.linear(x=mb.reshape(x=ctx, shape=[1, seq, hidden]), weight=w(hidden, hidden))
+
+    def mlp(h):
+        gate = mb.silu(x=mb.linear(x=h, weight=w(inter, hidden)))
+        return mb.linear(x=mb.mul(x=gate, y=mb.linear(x=h, weight=w(inter, hidden))), weight=w(hidden, inter))
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, seq, hidden), dtype=types.string_to_builtin(dtype))],
+                opset_version=ct.target.iOS17)
+    def prog(x):
+        for _ in range(layers):
+            x = mb.add(x=x, y=attention(rms_norm(x)))
+            x = mb.add(x=x, y=mlp(rms_norm(x)))
+        return x
+
+    return prog
