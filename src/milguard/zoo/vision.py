@@ -27,7 +27,7 @@ class ConvNeXtBlock(nn.Module):
     """ConvNeXt block, all in NCHW: dwconv 7x7, channels_first LayerNorm, 1x1 conv, GELU, 1x1 conv,
     layer scale, residual; then the next stage's downsampling layer (LayerNorm2d + 2x2 stride-2 conv)."""
 
-    def __init__(self, g: torch.Generator, dim: int = 64, out_dim: int = 128):
+    def __init__(self, g: torch.Generator, dim: int = 96, out_dim: int = 192):   # ConvNeXt-T stage 1
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = LayerNorm2d(dim, g)
