@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import os
 import platform
@@ -201,9 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "hidden": HIDDEN, "heads": HEADS, "seq": SEQ, "inter": INTER, "repeats": REPEATS,
               "load_average": load, "rows": rows, "growth_exponent": growth, "planted": planted,
               "zoo": zoo}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(markdown(rows, growth, planted, load, zoo))
+    common.save_results(RESULTS, NAME, result, markdown(rows, growth, planted, load, zoo))
     return result
 
 

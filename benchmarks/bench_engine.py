@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {"name": NAME, "quick": args.quick, "machine": platform.platform(), "rows": rows,
               "exponent": common.growth_exponent([r["ops"] for r in rows], [r["find_patterns_s"] for r in rows])}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"{NAME}.md").write_text(markdown(result))
+    common.save_results(args.out, NAME, result, markdown(result))
     return result
 
 

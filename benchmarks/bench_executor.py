@@ -23,7 +23,6 @@ Run: ``python benchmarks/bench_executor.py [--rounds N] [--threads N]``; writes 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -48,6 +47,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
 
 import numpy as np  # noqa: E402  (after the thread settings)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "executor"
@@ -183,9 +185,7 @@ def main() -> None:
                         help="threads for torch and numpy's BLAS (default 1: steadier on a shared machine)")
     args = parser.parse_args()
     result = measure(args.rounds)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(markdown(result))
+    common.save_results(RESULTS, NAME, result, markdown(result))
     logging.getLogger("milguard").info("wrote %s", RESULTS / f"{NAME}.md")
 
 

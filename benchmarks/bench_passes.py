@@ -230,26 +230,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for layers in sizes:
         rows.append(measure(layers, time_default=layers <= DEFAULT_MAX_LAYERS, repeats=3 if layers <= 150 else 1))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    result = {"name": NAME, "quick": args.quick, "machine": platform.platform(), "revision": source_revision(),
+    result = {"name": NAME, "quick": args.quick, "machine": platform.platform(),
               "rows": rows, "summary": summarize(rows)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"{NAME}.md").write_text(markdown(result))
+    common.save_results(args.out, NAME, result, markdown(result))
     return result
-
-
-def source_revision() -> str | None:
-    """The git commit the measured code is at ("+dirty" when the tree has local changes), if known."""
-    import subprocess
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

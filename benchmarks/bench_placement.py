@@ -15,7 +15,6 @@ Run: ``python benchmarks/bench_placement.py [--quick]``; writes results/placemen
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import sys
@@ -87,9 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv if argv is not None else [])
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     result = run(LAYERS_QUICK if args.quick else LAYERS_FULL)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(markdown(result))
+    common.save_results(RESULTS, NAME, result, markdown(result))
     return result
 
 

@@ -28,7 +28,6 @@ Run: ``python benchmarks/bench_policies.py [--models a,b]``; writes results/benc
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import platform
@@ -362,26 +361,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         models.append(bench_model(name))
         print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-    result = {"name": NAME, "machine": platform.platform(), "revision": source_revision(), "models": models,
+    result = {"name": NAME, "machine": platform.platform(), "models": models,
               "verdicts": verdicts(models)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(_json_safe(result), indent=1) + "\n")
-    (args.out / f"{NAME}.md").write_text(markdown(result))
+    common.save_results(args.out, NAME, _json_safe(result), markdown(result))
     return result
-
-
-def source_revision() -> str | None:
-    """The git commit the measured code is at ("+dirty" when the tree has local changes), if known."""
-    import subprocess
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

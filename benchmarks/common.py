@@ -9,10 +9,13 @@ makes each RMSNorm an fp32 island between two casts, as milguard leaves it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import subprocess
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -48,6 +51,27 @@ def growth_exponent(ops: list[float], seconds: list[float]) -> float | None:
     if len(pts) < 2:
         return None
     return float(np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0])
+
+
+def source_revision() -> str | None:
+    """The git commit the measured code is at ("+dirty" when the tree has local changes), if known."""
+    here = Path(__file__).parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=here, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=here, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
+
+
+def save_results(out: Path, name: str, result: dict[str, Any], markdown: str) -> None:
+    """``out/<name>.json`` (stamped with the measured revision) and ``out/<name>.md``."""
+    result.setdefault("revision", source_revision())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown)
 
 
 def llama_program(layers: int, *, hidden: int = 32, heads: int = 2, seq: int = 8, inter: int = 64,
