@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +121,13 @@ def _print_audit(report: dict) -> None:
     placement = report.get("placement")
     if placement:
         s = placement["summary"]
-        print(f"  expected placement: {len(s['segments'])} segments, {s['transitions']} transitions, "
+        devices = " | ".join(f"{seg['device']} x{len(seg['ops'])}" for seg in s["segments"])
+        print(f"  expected placement: {devices}; {s['transitions']} transitions, "
               f"{s['fp32_islands']} fp32 islands, relative cost {s['relative_cost']:.3g}")
+        rules = Counter(p["rule"] for p in placement["ops"].values())
+        if rules.most_common(1)[0][0] == "S1.size_floor":
+            print("  (this small example layer is under the Neural Engine's size floor, rule S1 of "
+                  "docs/placement.md, so all of it is expected on the CPU)")
 
 
 if __name__ == "__main__":
