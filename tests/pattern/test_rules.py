@@ -200,3 +200,37 @@ def test_kinds_filter():
     prog = P.program(P.RANK3, lambda x: P.softmax(P.layer_norm(x)))
     assert [m.kind for m in find_patterns(prog, kinds=["softmax"])] == ["softmax"]
     assert np.all([m.function == "main" for m in find_patterns(prog)])
+
+
+def _match_and_reason(prog, rule):
+    tracer = Tracer()
+    matches = find_patterns(prog, tracer=tracer)
+    return matches, tracer.misses[rule].reason
+
+
+def test_layer_norm_affine_with_a_computed_gamma_is_left_out_of_the_match():
+    prog = P.program(P.RANK3, lambda x, g: mb.add(x=mb.mul(x=P.layer_norm(x, tail="no_affine"), y=g), y=P.BETA3),
+                     inputs=2)
+    (match,), reason = _match_and_reason(prog, "layer_norm.decomposed")
+    assert match.variant.startswith("decomposed/no_affine/")
+    assert "'gamma' must be a constant, got the computed value" in reason
+
+
+def test_rms_norm_gemma_weight_needs_one_plus_w():
+    prog = P.program(P.RANK3, lambda x, w: mb.mul(x=P.rms_norm(x, weight="no_weight"), y=mb.add(x=2.0, y=w)),
+                     inputs=2)
+    (match,), reason = _match_and_reason(prog, "rms_norm.decomposed")
+    assert match.variant.startswith("decomposed/no_weight/")
+    assert "expected the constant 1.0, got" in reason
+
+
+def test_log_of_softmax_needs_the_log_right_on_the_softmax():
+    prog = P.program(P.RANK3, lambda x: mb.log(x=mb.relu(x=mb.softmax(x=x, axis=-1))))
+    (match,), reason = _match_and_reason(prog, "softmax.log_of_softmax")
+    assert match.variant == "native"
+    assert reason == f"expected softmax, got relu '{match.root.outputs[0].child_ops[0].name}'"
+
+
+def test_native_layer_norm_near_miss_is_an_instance_norm():
+    prog = P.program(P.RANK4, lambda x: mb.instance_norm(x=x, epsilon=1e-5))
+    assert find_patterns(prog) == []
