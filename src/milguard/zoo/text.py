@@ -13,7 +13,7 @@ from .layers import GemmaRMSNorm, GroupedQueryAttention, LlamaRMSNorm, T5LayerNo
 
 
 class LlamaMLP(nn.Module):
-    """SiLU-gated MLP: down(silu(gate(x)) * up(x))."""
+    """SiLU-gated MLP: down(act(gate(x)) * up(x)) with act = silu."""
 
     def __init__(self, hidden: int, intermediate: int):
         super().__init__()
@@ -21,8 +21,12 @@ class LlamaMLP(nn.Module):
         self.up_proj = nn.Linear(hidden, intermediate, bias=False)
         self.down_proj = nn.Linear(intermediate, hidden, bias=False)
 
+    @staticmethod
+    def act(x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.silu(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -43,18 +47,12 @@ class LlamaDecoderLayer(nn.Module):
         return self.norm(hidden_states)
 
 
-class GemmaMLP(nn.Module):
-    """GeGLU MLP with tanh-approximated GELU, as Gemma's ``gelu_pytorch_tanh``."""
+class GemmaMLP(LlamaMLP):
+    """GeGLU MLP: the same gated MLP with tanh-approximated GELU, as Gemma's ``gelu_pytorch_tanh``."""
 
-    def __init__(self, hidden: int, intermediate: int):
-        super().__init__()
-        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
-        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = nn.functional.gelu(self.gate_proj(x), approximate="tanh")
-        return self.down_proj(gate * self.up_proj(x))
+    @staticmethod
+    def act(x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(x, approximate="tanh")
 
 
 class GemmaDecoderLayer(nn.Module):
