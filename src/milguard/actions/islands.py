@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..mil import FP16_CAST_SUFFIX, Block, Operation, Var, dtype_name, rewrite
+from ..mil import FP16_CAST_SUFFIX, Block, Operation, Var, dtype_name, op_inputs, rewrite
 
 FLOATS = ("fp16", "fp32")
 
@@ -59,11 +59,7 @@ def _best_fp32(var: Var, fp32_of: dict[Var, Var]) -> Var | None:
 def _needs_rebuild(op: Operation, fp32_of: dict[Var, Var]) -> bool:
     if any(dtype_name(o) == "fp16" for o in op.outputs):
         return True
-    for value in op.inputs.values():
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            if dtype_name(v) in FLOATS and _best_fp32(v, fp32_of) is not v:
-                return True
-    return False
+    return any(dtype_name(v) in FLOATS and _best_fp32(v, fp32_of) is not v for _, v in op_inputs(op))
 
 
 def insert_cast_islands(block: Block, island: set[Operation]) -> IslandStats:

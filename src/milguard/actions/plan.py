@@ -106,8 +106,7 @@ def apply(program: Program, regions: list[Region]) -> IslandStats:
             continue
         by_block: dict[Block, set[Operation]] = defaultdict(set)
         for op in iter_ops(fn):
-            base = op.name[: -len(FP16_CAST_SUFFIX)] if op.name.endswith(FP16_CAST_SUFFIX) else op.name
-            if op.name in wanted or base in wanted:
+            if op.name in wanted or op.name.removesuffix(FP16_CAST_SUFFIX) in wanted:
                 by_block[op.enclosing_block].add(op)
         for block, island in by_block.items():
             stats += insert_cast_islands(block, island)

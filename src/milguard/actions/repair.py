@@ -10,7 +10,7 @@ import coremltools as ct
 
 from ..mil import PassPipeline, PassPipelineManager, Program, load, save
 from .options import Options
-from .plan import apply, plan, record
+from .plan import apply, plan
 
 METADATA_KEY = "milguard.fp32_islands"
 _CLEANUP = ["common::dead_code_elimination", "common::cast_optimization", "common::dead_code_elimination"]
@@ -30,7 +30,6 @@ def keep_fp32(model: Any, output: str | os.PathLike | None = None, **opts: Any) 
     loaded = load(model)
     program: Program = copy.deepcopy(loaded.program)
     regions = plan(program, options)
-    record(program, regions)
     apply(program, regions)
     PassPipelineManager.apply_pipeline(program, PassPipeline(_CLEANUP, pipeline_name="milguard_cleanup"))
     islands = json.dumps([r.to_dict() for r in regions])

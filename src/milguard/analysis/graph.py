@@ -84,7 +84,6 @@ def to_networkx(model: Any, function: str = "main", *, patterns: bool = True,
                    placement_rule=None, block=None, order=-len(fn.inputs) + i)
         producer[var.name] = node
 
-    parents = _parents(fn)
     block_inputs: set[str] = set()
     for order, op in enumerate(iter_ops(fn)):
         m = matches.get(op.name)
@@ -93,7 +92,7 @@ def to_networkx(model: Any, function: str = "main", *, patterns: bool = True,
                    dtypes=[dtype_name(v) for v in op.outputs], shapes=[_shape(v) for v in op.outputs],
                    module=module_path(op), pattern={"kind": m.kind, "variant": m.variant} if m else None,
                    device=p.device if p else None, placement_rule=p.rule if p else None,
-                   block=parents.get(op.name), order=order)
+                   block=_outer_op_name(op), order=order)
         for inner in op.blocks:
             for var in inner.inputs:
                 producer[var.name] = op.name
@@ -116,15 +115,7 @@ def to_networkx(model: Any, function: str = "main", *, patterns: bool = True,
     return g
 
 
-def _parents(fn: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-
-    def visit(block: Any, parent: str | None) -> None:
-        for op in block.operations:
-            if parent is not None:
-                out[op.name] = parent
-            for inner in op.blocks:
-                visit(inner, op.name)
-
-    visit(fn, None)
-    return out
+def _outer_op_name(op: Any) -> str | None:
+    """The control-flow op whose block holds ``op`` (None at the top level)."""
+    outer = getattr(op.enclosing_block, "outer_op", None)
+    return outer.name if outer is not None else None

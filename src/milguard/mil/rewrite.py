@@ -7,6 +7,8 @@ from typing import Any, Iterator
 from coremltools.converters.mil.mil import Block, Builder as mb, Operation, Var
 from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
+from .core import iter_ops
+
 
 @contextmanager
 def scopes_like(op: Operation) -> Iterator[None]:
@@ -49,7 +51,7 @@ def names_in(block: Block) -> set[str]:
     """Every op and var name of the function that holds ``block`` (names are unique per function)."""
     while getattr(block, "outer_op", None) is not None:
         block = block.outer_op.enclosing_block
-    ops = list(_all_ops(block))
+    ops = list(iter_ops(block))
     return {op.name for op in ops} | {v.name for op in ops for v in op.outputs} | set(
         getattr(block, "inputs", {}).keys())
 
@@ -63,9 +65,3 @@ def fresh(taken: set[str], base: str) -> str:
     taken.add(name)
     return name
 
-
-def _all_ops(block: Block) -> Iterator[Operation]:
-    for op in list(block.operations):
-        yield op
-        for inner in op.blocks:
-            yield from _all_ops(inner)
