@@ -30,13 +30,14 @@ from .core import (
     types,
 )
 from .io import Loaded, load, save, write_package
+from .program_state import has_program_state, program_state
 from . import rewrite
 
 __all__ = [
     "FP16_CAST_SUFFIX",
     "rewrite",
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
-    "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager",
+    "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager", "has_program_state",
     "const_value", "drop_pass", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path", "module_type",
-    "np_dtype", "op_inputs", "op_params", "register_pass", "save", "types", "write_package",
+    "np_dtype", "op_inputs", "op_params", "program_state", "register_pass", "save", "types", "write_package",
 ]
