@@ -1,12 +1,21 @@
-"""The rule library: one module per pattern family, each a list of ``Rule`` declared as data.
+"""The rule library: one module per pattern family, each defining ``FAMILY`` (a ``milguard.families.Family``).
 
-``RULES`` is every rule of every family, in the order families are listed here.
+Importing this package registers every family it holds, in module-name order. A new family is a new
+module here (plus its tests); nothing else names the families.
 """
 from __future__ import annotations
 
-from . import layer_norm, rms_norm, softmax
+import pkgutil
+from importlib import import_module
 
-FAMILIES = {"layer_norm": layer_norm.RULES, "rms_norm": rms_norm.RULES, "softmax": softmax.RULES}
-RULES = [rule for rules in FAMILIES.values() for rule in rules]
+from milguard.families import register
 
-__all__ = ["FAMILIES", "RULES"]
+MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+FAMILIES = {}
+for _name in MODULES:
+    _family = register(import_module(f"{__name__}.{_name}").FAMILY)
+    FAMILIES[_family.name] = _family
+
+RULES = [rule for family in FAMILIES.values() for rule in family.rules]
+
+__all__ = ["FAMILIES", "MODULES", "RULES"]

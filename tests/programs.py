@@ -110,3 +110,45 @@ def op_types(prog, skip_const=True):
     from milguard.mil import iter_ops
     return [op.op_type for op in iter_ops(prog.functions["main"])
             if not (skip_const and op.op_type == "const")]
+
+
+def group_norm(x, *, groups=2, inv="sqrt_div", sq="square", eps=1e-5, axes=None, restore=True):
+    """nn.GroupNorm as coremltools lowers it: reshape to (N, G, C/G, H, W), the LayerNorm chain over
+    axes [2, 3, 4], reshape back, per-channel affine (RANK4 input)."""
+    n, c, h, w = RANK4
+    g = mb.reshape(x=x, shape=[n, groups, c // groups, h, w])
+    axes = list(axes or (2, 3, 4))
+    mean = mb.reduce_mean(x=g, axes=axes, keep_dims=True)
+    d = mb.sub(x=g, y=mean)
+    var = mb.reduce_mean(x=square(d, sq), axes=axes, keep_dims=True)
+    normed = normalize(d, mb.add(x=var, y=eps), inv)
+    back = mb.reshape(x=normed, shape=[n, c, h, w] if restore else [n, c, h * w])
+    return mb.add(x=mb.mul(x=back, y=GAMMA4), y=BETA4) if restore else back
+
+
+def l2_reduce(x, *, axes=(-1,), keep_dims=True):
+    return mb.reduce_l2_norm(x=x, axes=list(axes), keep_dims=keep_dims)
+
+
+def l2_normalize(x, *, eps=1e-12, tiled=True, axes=(-1,)):
+    """F.normalize as coremltools lowers it: x / tile(maximum(reduce_l2_norm(x), eps))."""
+    den = mb.maximum(x=mb.reduce_l2_norm(x=x, axes=list(axes), keep_dims=True), y=eps)
+    if tiled:
+        den = mb.tile(x=den, reps=[1] * (len(RANK3) - 1) + [RANK3[-1]])
+    return mb.real_div(x=x, y=den)
+
+
+def grn(x, *, eps=1e-6):
+    """ConvNeXtV2's GRN on an NHWC tensor (RANK4 read as N, H, W, C): Gx / (mean_c(Gx) + eps)."""
+    gx = mb.reduce_l2_norm(x=x, axes=[1, 2], keep_dims=True)
+    nx = mb.real_div(x=gx, y=mb.add(x=mb.reduce_mean(x=gx, axes=[-1], keep_dims=True), y=eps))
+    return mb.add(x=mb.mul(x=x, y=nx), y=x)
+
+
+def masked(x, *, value=float(np.finfo(np.float32).min), rows=(0,)):
+    """x + a causal-style additive mask holding ``value``; the listed rows are masked entirely."""
+    mask = np.zeros(RANK3[1:], np.float32)
+    mask[np.triu_indices(RANK3[1], 1, RANK3[2])] = value
+    for r in rows:
+        mask[r, :] = value
+    return mb.softmax(x=mb.add(x=x, y=mask), axis=-1)

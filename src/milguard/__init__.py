@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first use to keep `import milguard` light)
 _API = {
-    "find_patterns": "milguard.pattern.find",
+    "find_patterns": "milguard.families",
     "pipeline": "milguard.precision",
     "install": "milguard.precision",
     "keep_fp32": "milguard.actions.repair",

@@ -81,23 +81,28 @@ def _fix(args: argparse.Namespace) -> int:
         fn = _function(model, args.function, args.debug)
     ranges = _input_ranges(args.input_range, fn)
     samples = _calibration(args.calibration, fn)
-    options = {"scope": args.scope, "families": _split(args.families), "exclude": _split(args.exclude),
-               "keep_native": args.keep_native, "input_ranges": ranges or None}
+    options = _decision_options(args)
     from .actions.options import Options
-    Options.make(**options)              # reject bad options before any work
+    Options.make(**options, input_ranges=ranges or None)      # reject bad options before any work
     before = _run_audit(progress, model, ranges, samples, args).to_dict()
-    with progress.step(f"keeping regions fp32 and writing {out}"), _silenced(args.debug):
-        fixed = keep_fp32(str(model), output=out, **options)
+    with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
+        fixed = keep_fp32(str(model), output=out, input_ranges=ranges or None, calibration=samples, **options)
     after_report = _run_audit(progress, out, ranges, samples, args)
     after = after_report.to_dict()
     _write_reports(after_report, outputs, progress)
     import json
-    islands = json.loads(fixed.user_defined_metadata.get(METADATA_KEY, "[]") or "[]")
+    done = json.loads(fixed.user_defined_metadata.get(METADATA_KEY, "[]") or "[]")
     if args.json != "-":
         sys.stdout.write(text.render(before, title="before") + "\n" + text.render(after, title="after")
-                         + "\n" + text.compare(before, after) + "\n\n"
-                         + f"wrote {out}: {len(islands)} region{'s' * (len(islands) != 1)} kept fp32\n")
+                         + "\n" + text.compare(before, after) + "\n\n" + f"wrote {out}: {text.remedies(done)}\n")
     return _gate(after, args.fail_on)
+
+
+def _decision_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that decide what each region gets (the same for audit and fix)."""
+    return {"remedy": args.remedy, "compute_units": args.compute_units, "scope": getattr(args, "scope", None),
+            "families": _split(getattr(args, "families", None)), "exclude": _split(getattr(args, "exclude", None)),
+            "keep_native": getattr(args, "keep_native", None)}
 
 
 def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args: argparse.Namespace) -> Any:
@@ -107,8 +112,9 @@ def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args
                                   if samples else "")
     try:
         with progress.step(what), _silenced(args.debug):
+            options = {k: v for k, v in _decision_options(args).items() if k != "compute_units" and v is not None}
             return audit(str(model), ranges or None, samples, function=args.function,
-                         ane_limits=args.ane_limits, compute_units=args.compute_units)
+                         ane_limits=args.ane_limits, compute_units=args.compute_units, **options)
     except MilguardError as exc:         # e.g. the executor's unsupported op: name the model too
         if str(model) in str(exc):
             raise
@@ -269,7 +275,21 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--ane-limits", action="store_true",
                        help="also check the Neural Engine's lower value limits (matmul 32752, ...)")
         p.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS,
-                       help="compute units for the expected placement (default ALL)")
+                       help="compute units the model targets: the expected placement, and which remedy "
+                            "is cheapest (default ALL; CPU_AND_GPU and CPU_ONLY make fp32 islands cheap)")
+        p.add_argument("--remedy", choices=("auto", "rescale", "fp32"), default="auto",
+                       help="auto: a region at risk gets the cheapest remedy (an fp16-safe rescale or an "
+                            "fp32 island), a safe one stays fp16; rescale: rewrite every region that has "
+                            "a rewrite; fp32: every decomposed region an fp32 island (default auto)")
+        p.add_argument("--scope", choices=("region", "core"), default="region",
+                       help="an fp32 island holds the whole region, or only its overflow-prone core")
+        p.add_argument("--families", action="append", metavar="F[,F]",
+                       help="pattern families to act on, comma-separated (default all; see docs/audit.md)")
+        p.add_argument("--exclude", action="append", metavar="GLOB",
+                       help="leave regions whose op names or torch module match this glob fp16; repeatable")
+        p.add_argument("--keep-native", choices=("at_risk", "never", "always"), default="at_risk",
+                       help="native layer_norm/softmax/... ops: decided like the others (at_risk, default), "
+                            "never touched, or always fp32")
         p.add_argument("--function", default="main", help="the function to audit (default main)")
         p.add_argument("--progress", action="store_true",
                        help="show progress on stderr even when it is not a terminal")
@@ -281,20 +301,13 @@ def _parser() -> argparse.ArgumentParser:
     common(audit)
     audit.set_defaults(run=_audit)
 
-    fix = sub.add_parser("fix", help="write a new package with fp32 islands",
-                         description="Keep the LayerNorm / RMSNorm / softmax regions of an fp16 ML "
-                                     "program in fp32 and write a new package; audit before and after.")
+    fix = sub.add_parser("fix", help="write a new package with the remedies applied",
+                         description="Decide per norm / softmax region of an fp16 ML program (leave it "
+                                     "fp16, rewrite it fp16-safely, or keep it fp32) and write a new "
+                                     "package; audit before and after.")
     common(fix)
     fix.add_argument("-o", "--output", required=True, metavar="OUT.mlpackage",
                      help="the new package (must not exist)")
-    fix.add_argument("--scope", choices=("region", "core"), default="region",
-                     help="keep whole regions fp32, or only their overflow-prone core")
-    fix.add_argument("--families", action="append", metavar="F[,F]",
-                     help="pattern families to keep fp32: layer_norm, rms_norm, softmax (default all)")
-    fix.add_argument("--exclude", action="append", metavar="GLOB",
-                     help="leave regions whose op names or torch module match this glob fp16; repeatable")
-    fix.add_argument("--keep-native", choices=("at_risk", "never", "always"), default="at_risk",
-                     help="native layer_norm/softmax ops: keep fp32 when at risk (default), never, always")
     fix.set_defaults(run=_fix)
     return ap
 

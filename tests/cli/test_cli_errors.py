@@ -132,8 +132,8 @@ def test_fix_refuses_existing_output_and_its_input(cli, packages, tmp_path):
 
 def test_fix_bad_options_write_nothing(cli, packages, tmp_path):
     out = tmp_path / "out.mlpackage"
-    _bad(cli, tmp_path, packages["rms"], "-o", out, "--families", "rms_norm,group_norm", command="fix",
-         says="unknown pattern families ['group_norm']")
+    _bad(cli, tmp_path, packages["rms"], "-o", out, "--families", "rms_norm,batch_norm", command="fix",
+         says="unknown pattern families ['batch_norm']")
     assert not out.exists()
     _bad(cli, tmp_path, tmp_path / "missing.mlpackage", "-o", out, command="fix", says="no such file")
     _bad(cli, tmp_path, packages["crop"], "-o", out, "--calibration", packages["crop_npz"], command="fix",

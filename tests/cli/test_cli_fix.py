@@ -1,4 +1,4 @@
-"""`milguard fix`: a new package with fp32 islands, audits before and after, the input untouched."""
+"""`milguard fix`: a new package with the remedies applied, audits before and after, the input untouched."""
 from __future__ import annotations
 
 import hashlib
@@ -15,47 +15,59 @@ def _digest(pkg) -> str:
     return h.hexdigest()
 
 
-def test_fix_then_audit_shows_the_overflow_gone(cli, packages, tmp_path):
+def _fix_and_audit(cli, packages, tmp_path, *options):
+    """fix the planted-overflow package (calibrated), check the before/after counts, audit the result."""
     out = tmp_path / "fixed.mlpackage"
     digest = _digest(packages["rms"])
     assert cli("audit", packages["rms"], "--calibration", packages["planted"], "--fail-on", "overflow")[0] == 1
     code, text, err = cli("fix", packages["rms"], "-o", out, "--calibration", packages["planted"],
-                          "--fail-on", "overflow")
+                          "--fail-on", "overflow", *options)
     assert code == 0, err
     assert _digest(packages["rms"]) == digest                 # the input is never modified
     assert text.startswith(f"before: {packages['rms']}") and f"\nafter: {out}" in text
-    assert f"wrote {out}: 1 region kept fp32" in text
     compare = {line.rsplit(None, 2)[0].strip(): line.split()[-2:] for line in text.splitlines()
                if line.strip().startswith(("error findings", "fp32 ops", "overflow (error/warning)"))}
     assert compare["error findings"] == ["1", "0"] and compare["overflow (error/warning)"] == ["1", "0"]
-    assert int(compare["fp32 ops"][1]) >= 5
-
-    program = load(out).program
-    pow_op = next(op for op in iter_ops(program.functions["main"]) if op.op_type == "pow")
-    assert dtype_name(pow_op.outputs[0]) == "fp32"
-
     report = tmp_path / "after.json"
-    code, text, _ = cli("audit", out, "--calibration", packages["planted"], "--json", report, "--fail-on", "any")
+    code, after, _ = cli("audit", out, "--calibration", packages["planted"], "--json", report, "--fail-on", "any",
+                         *options)
     assert code == 0
     d = json.loads(report.read_text())
     assert [f for f in d["findings"] if f["severity"] != "info"] == []
-    assert [p["precision"] for p in d["patterns"]] == ["fp32"]
-    assert "Findings: none" in text or "0 error, 0 warning" in text
+    assert d["summary"]["decisions"]["fixable"] == 0 and "milguard fix would change nothing" in after
+    return out, text, compare, d
+
+
+def test_fix_rescales_the_norm_and_audit_agrees(cli, packages, tmp_path):
+    """The default remedy: the RMSNorm at risk is rewritten fp16-safely, no fp32 op is added."""
+    out, text, compare, d = _fix_and_audit(cli, packages, tmp_path)
+    assert f"wrote {out}: 1 region rescaled" in text and compare["fp32 ops"] == ["0", "0"]
+    ops = [op for op in iter_ops(load(out).program.functions["main"]) if op.op_type != "const"]
+    assert "pow" not in {op.op_type for op in ops} and {dtype_name(op.outputs[0]) for op in ops} == {"fp16"}
+    assert [(p["verdict"], p["precision"]) for p in d["patterns"]] == [("rescaled", "fp16")]
+
+
+def test_fix_with_fp32_remedy_keeps_an_island_and_audit_agrees(cli, packages, tmp_path):
+    out, text, compare, d = _fix_and_audit(cli, packages, tmp_path, "--remedy", "fp32")
+    assert f"wrote {out}: 1 region kept fp32" in text and int(compare["fp32 ops"][1]) >= 5
+    pow_op = next(op for op in iter_ops(load(out).program.functions["main"]) if op.op_type == "pow")
+    assert dtype_name(pow_op.outputs[0]) == "fp32"
+    assert [(p["verdict"], p["precision"]) for p in d["patterns"]] == [("fp32", "fp32")]
 
 
 def test_fix_options_reach_keep_fp32(cli, packages, tmp_path):
     out = tmp_path / "kept_none.mlpackage"
     code, text, _ = cli("fix", packages["rms"], "-o", out, "--families", "softmax")
-    assert code == 0 and "wrote" in text and "0 regions kept fp32" in text
+    assert code == 0 and "wrote" in text and "no region changed" in text
     ops = [op for op in iter_ops(load(out).program.functions["main"]) if op.op_type != "const"]
-    assert {dtype_name(op.outputs[0]) for op in ops} == {"fp16"}
+    assert {dtype_name(op.outputs[0]) for op in ops} == {"fp16"} and "pow" in {op.op_type for op in ops}
     out2 = tmp_path / "excluded.mlpackage"
     assert cli("fix", packages["rms"], "-o", out2, "--exclude", "pow")[0] == 0
-    assert json.loads(load(out2).metadata["milguard.fp32_islands"]) == []
+    assert json.loads(load(out2).metadata["milguard.remedies"]) == []
     out3 = tmp_path / "core.mlpackage"
-    assert cli("fix", packages["rms"], "-o", out3, "--scope", "core")[0] == 0
-    islands = json.loads(load(out3).metadata["milguard.fp32_islands"])
-    assert len(islands) == 1
+    assert cli("fix", packages["rms"], "-o", out3, "--scope", "core", "--remedy", "fp32")[0] == 0
+    (island,) = json.loads(load(out3).metadata["milguard.remedies"])
+    assert island["remedy"] == "fp32" and len(island["island"]) == 4 < len(island["ops"])
 
 
 def test_fix_gates_on_the_repaired_model(cli, packages, tmp_path):
@@ -70,7 +82,7 @@ def test_fix_gates_on_the_repaired_model(cli, packages, tmp_path):
 
 def test_fix_reports_describe_the_repaired_package(cli, packages, tmp_path):
     out, report, page = tmp_path / "r.mlpackage", tmp_path / "r.json", tmp_path / "r.html"
-    code, text, _ = cli("fix", packages["rms"], "-o", out, "--json", report, "--html", page)
+    code, text, _ = cli("fix", packages["rms"], "-o", out, "--json", report, "--html", page, "--remedy", "fp32")
     assert code == 0 and "wrote" in text
     d = json.loads(report.read_text())
     assert d["model"] == str(out) and d["summary"]["fp32_ops"] >= 5

@@ -73,7 +73,9 @@ def test_page_verdict_ok_without_findings(rms):
 
 def test_text_summary_sections(calibrated):
     out = text.render(calibrated)
-    assert "Patterns (1): region precision" in out and "Findings: 1 error, 0 warning, 3 info" in out
+    assert "Regions (1): what milguard decides for each, from calibration (1 sample)" in out
+    assert "rms_norm at " in out and ": rescale. risk: x² may reach" in out
+    assert "milguard fix would change 1 region" in out and "Findings: 1 error, 0 warning, 3 info" in out
     assert "3 info findings" in out and "Expected placement" in out
     short = text.render(calibrated, max_findings=0)
     assert "... and 1 more error/warning findings" in short
@@ -81,7 +83,8 @@ def test_text_summary_sections(calibrated):
     none.update(findings=[], patterns=[], placement=None)
     none["summary"]["findings"]["by_severity"] = {}
     out = text.render(none)
-    assert "Patterns: none found" in out and "Findings: none" in out and "not available" in out
+    assert "Regions: no norm or softmax pattern found" in out and "Findings: none" in out
+    assert "not available" in out
 
 
 def test_compare_counts(calibrated, rms):

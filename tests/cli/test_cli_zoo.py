@@ -37,27 +37,33 @@ def test_audit_of_the_example(cli, example, tmp_path):
               and f["kind"] == "overflow"]
     assert pows <= {f["op"] for f in errors}                     # every RMSNorm square overflows
     assert all(f["covered_by"] == "milguard::keep_fp32_rms_norm" for f in errors if f["op"] in pows)
-    assert "Patterns (4): region precision" in out and "rms_norm" in out
+    assert "Regions (5): what milguard decides for each" in out and "rms_norm" in out
+    assert [p["verdict"] for p in d["patterns"] if p["kind"] in ("rms_norm", "mask")] == ["rescale"] * 4
+    assert "milguard fix would change 4 regions" in out
     page = out_html.read_text()
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
     assert page.count("<span class='sev error'>") == d["summary"]["findings"]["by_severity"]["error"]
 
 
-def test_fix_then_audit_the_example(cli, example, tmp_path):
+@pytest.mark.parametrize("remedy,verdict,precision", [("auto", "rescaled", "fp16"), ("fp32", "fp32", "fp32")])
+def test_fix_then_audit_the_example(cli, example, tmp_path, remedy, verdict, precision):
+    """After fix, the audit with the same data finds nothing milguard says it can fix."""
     pkg, npz = example
     fixed = tmp_path / "fixed.mlpackage"
-    code, out, _ = cli("fix", pkg, "-o", fixed, "--calibration", npz)
-    assert code == 0 and "wrote" in out and "regions kept fp32" in out
+    code, out, _ = cli("fix", pkg, "-o", fixed, "--calibration", npz, "--remedy", remedy)
+    assert code == 0 and "wrote" in out
+    assert ("1 region rescaled, 3 regions kept fp32" if remedy == "fp32" else "4 regions rescaled") in out
     out_json = tmp_path / "after.json"
-    code, _, _ = cli("audit", fixed, "--calibration", npz, "--json", out_json)
+    code, _, _ = cli("audit", fixed, "--calibration", npz, "--json", out_json, "--remedy", remedy)
     d = json.loads(out_json.read_text())
     assert code == 0
-    # the decomposed RMSNorms are kept fp32; the native softmax only when the analysis puts it at risk
-    assert [p["precision"] for p in d["patterns"] if p["kind"] == "rms_norm"] == ["fp32"] * 3
+    norms = [p for p in d["patterns"] if p["kind"] == "rms_norm"]
+    assert [(p["verdict"], p["precision"]) for p in norms] == [(verdict, precision)] * 3
+    assert d["summary"]["decisions"]["fixable"] == 0
     assert [f for f in d["findings"] if f["severity"] == "error"] == []
     gating = [f for f in d["findings"] if f["severity"] in ("error", "warning")]
-    assert [f for f in gating if f["covered_by"]] == []         # nothing left inside the kept regions
-    assert [f for f in gating if f["source"] == "calibration" and f["op_type"] != "const"] == []
+    assert [f for f in gating if f["covered_by"]] == []         # nothing left inside the remedied regions
+    assert [f for f in gating if f["source"] == "calibration"] == []
 
 
 def test_neural_network_conversion_is_rejected(cli, capsys, tmp_path):

@@ -6,13 +6,14 @@ import pytest
 
 import programs as P
 from milguard.mil import mb, types
-from milguard.pattern import Bind, Const, P as Op, Rule, Tracer, either, explain, find_patterns, maybe_cast
+from milguard.families import explain, find_patterns
+from milguard.pattern import Bind, Const, P as Op, Rule, Tracer, either, maybe_cast
 
 X, Y = Bind("x"), Bind("y")
 
 
 def _rules(pattern, **kw):
-    return [Rule("softmax", "test.rule", pattern, **kw)]
+    return [Rule("test.rule", pattern, **kw)]
 
 
 def _find(prog, pattern, **kw):

@@ -8,6 +8,7 @@ import pytest
 
 import programs as P
 from milguard import find_patterns
+from milguard.families import explain, member
 from milguard.mil import mb
 from milguard.pattern import Tracer
 
@@ -32,9 +33,8 @@ def _only(prog, kind=None):
 
 
 def _reason(prog, kind):
-    tracer = Tracer()
-    assert [m for m in find_patterns(prog, tracer=tracer) if m.kind == kind] == []
-    return tracer.reason(kind)
+    assert [m for m in find_patterns(prog) if m.kind == kind] == []
+    return explain(prog, kind)
 
 
 # ---------------------------------------------------------------- LayerNorm
@@ -59,7 +59,7 @@ def test_layer_norm_channel_axis(sq, inv, tail):
 def test_layer_norm_native_is_a_member():
     prog = P.program(P.RANK3, lambda x: mb.layer_norm(x=x, axes=[-1], epsilon=1e-5))
     m = _only(prog, "layer_norm")
-    assert (m.variant, [op.op_type for op in m.ops], m.rule.keep_fp32) == ("native", ["layer_norm"], False)
+    assert (m.variant, [op.op_type for op in m.ops], member(m).native) == ("native", ["layer_norm"], True)
 
 
 @pytest.mark.parametrize("kwargs,reason", [
@@ -127,7 +127,7 @@ def test_rms_norm_max_abs_rescaled():
     assert m.variant == "max_abs_rescaled/weight/square/last_axis"
     assert [op.op_type for op in m.ops] == ["abs", "reduce_max", "real_div", "square", "reduce_mean",
                                             "add", "sqrt", "mul", "real_div", "mul"]
-    assert [op.op_type for op in m.core_ops] == ["square", "reduce_mean", "add", "sqrt", "mul"]
+    assert [op.op_type for op in m.named(member(m).core)] == ["square", "reduce_mean", "add", "sqrt", "mul"]
 
 
 def test_rms_norm_max_abs_different_axes_is_a_near_miss():
@@ -163,7 +163,7 @@ def test_rms_norm_square_of_another_tensor_is_a_near_miss():
 def test_softmax(form, variant, n_ops):
     m = _only(P.program(P.RANK3, lambda x: P.softmax(x, form=form)), "softmax")
     assert (m.variant, len(m.ops)) == (variant, n_ops)
-    assert m.rule.keep_fp32 == (not form.startswith("native"))
+    assert member(m).native == form.startswith("native")
 
 
 @pytest.mark.parametrize("form,naive", [("max_shifted", "decomposed/naive"),

@@ -15,9 +15,11 @@ RMS = "decomposed/weight/rsqrt/pow/last_axis"
 LN2D = "decomposed/batch_norm/sqrt_div/pow/channel_axis"    # the affine tail became batch_norm
 LN = "decomposed/affine/sqrt_div/pow/last_axis"
 EXPECTED = {
-    "llama_decoder": {("rms_norm", RMS): 3, ("softmax", "native"): 1},
+    # the causal mask of finfo(float32).min is an additive-mask member
+    "llama_decoder": {("rms_norm", RMS): 3, ("softmax", "native"): 1, ("mask", "additive"): 1},
     "t5_encoder": {("rms_norm", RMS): 3, ("softmax", "native"): 1},
-    "gemma_decoder": {("rms_norm", RMS): 5, ("softmax", "native"): 1},     # (1 + w) folds to a const
+    "gemma_decoder": {("rms_norm", RMS): 5, ("softmax", "native"): 1,      # (1 + w) folds to a const
+                      ("mask", "additive"): 1},
     "sam_neck": {("layer_norm", LN2D): 2},
     "convnext_block": {("layer_norm", LN2D): 2},
     "vit_block": {("layer_norm", LN): 3, ("softmax", "decomposed/max_shifted"): 1},

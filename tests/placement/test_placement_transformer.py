@@ -1,4 +1,5 @@
-"""A pre-norm transformer layer converted three ways: fp16, fp16 with milguard's fp32 islands, fp32.
+"""A pre-norm transformer layer converted four ways: fp16, milguard's default remedy, fp16 with
+milguard's fp32 islands, fp32.
 
 Layer: x + o(softmax(q kᵀ/8) v) after RMSNorm, then x + down(silu(up(RMSNorm(x)))); width 512,
 8 heads, sequence 128, fp16 input. The RMSNorm is written as HF LLaMA writes it
@@ -8,7 +9,10 @@ RMSNorm is 5 ops: pow, reduce_mean, add, rsqrt, mul.
 Counts derived from the converted programs (ALL, M1, default options):
 
 * fp16: 31 ops, one ANE segment, no transition, no island.
-* islands (``milguard.pipeline(keep_native="never")``: the decomposed norms only): each RMSNorm
+* auto (``milguard.pipeline()``): no input range, so both norms are at risk; on the Neural
+  Engine the rescale rewrite is cheaper than an island (no transition), so each norm becomes its
+  rescaled form in fp16: one ANE segment, no transition, no island.
+* islands (``milguard.pipeline(remedy="fp32", keep_native="never")``: the decomposed norms only): each RMSNorm
   becomes cast → 5 fp32 ops → cast (7 ops, not on the ANE; 2 fp32 islands).
   The first norm reads the model input, so the program starts off the ANE:
   [cpu 7] [ane 17: q/k/v/o linears, attention, residual add] [cpu 7] [ane 4: up, silu, down, add]
@@ -70,8 +74,9 @@ def programs():
                           minimum_deployment_target=ct.target.iOS17, skip_model_load=True,
                           **kw)._mil_program
     return {"fp16": convert(),
-            "islands": convert(pass_pipeline=milguard.pipeline(keep_native="never")),
-            "islands_softmax": convert(pass_pipeline=milguard.pipeline(keep_native="always")),
+            "auto": convert(pass_pipeline=milguard.pipeline()),
+            "islands": convert(pass_pipeline=milguard.pipeline(remedy="fp32", keep_native="never")),
+            "islands_softmax": convert(pass_pipeline=milguard.pipeline(remedy="fp32", keep_native="always")),
             "fp32": convert(compute_precision=ct.precision.FLOAT32)}
 
 
@@ -85,6 +90,17 @@ def test_fp16_layer_is_one_neural_engine_segment(programs):
     assert [(s.device, len(s.ops)) for s in summary.segments] == [("ane", 31)]
     assert (summary.transitions, summary.fp32_islands) == (0, 0)
     assert summary.flops_share["ane"] == 1.0
+
+
+def test_the_default_remedy_keeps_the_layer_on_the_neural_engine(programs):
+    """Both norms are rescaled in fp16: no fp32 op, one ANE segment, and at most 10% more relative
+    cost than the plain fp16 layer (the rewrite adds element-wise passes, no transition)."""
+    placements, summary = _summary(programs["auto"])
+    _, fp16 = _summary(programs["fp16"])
+    assert [s.device for s in summary.segments] == ["ane"]
+    assert (summary.transitions, summary.fp32_islands) == (0, 0)
+    assert fp16.relative_cost < summary.relative_cost <= 1.10 * fp16.relative_cost
+    assert {p.rule for p in placements.values()} <= {p.rule for p in _summary(programs["fp16"])[0].values()}
 
 
 def test_fp32_islands_show_up_as_cpu_regions(programs):

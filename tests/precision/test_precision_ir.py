@@ -1,4 +1,7 @@
-"""What milguard.pipeline() does to a program inside ct.convert: dtypes, exact constants, casts."""
+"""What milguard.pipeline() does to a program inside ct.convert: dtypes, exact constants, casts.
+
+The fp32 islands are tested with ``remedy="fp32"`` (every decomposed region becomes an island);
+what the default ``remedy="auto"`` decides is tested in ``test_precision_decisions.py``."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,11 +12,13 @@ import milguard
 import programs as P
 from milguard.mil import PassPipelineManager, const_value, dtype_name, iter_ops, mb
 
-FAMILY_PASSES = ["milguard::keep_fp32_layer_norm", "milguard::keep_fp32_rms_norm", "milguard::keep_fp32_softmax"]
+FAMILY_PASSES = ["milguard::keep_fp32_group_norm", "milguard::keep_fp32_l2_norm", "milguard::keep_fp32_layer_norm",
+                 "milguard::keep_fp32_mask", "milguard::keep_fp32_rms_norm", "milguard::keep_fp32_softmax"]
 
 
 def convert(prog, precision=None, pipeline="milguard", target=ct.target.iOS17, **opts):
     kwargs = {} if precision is None else {"compute_precision": precision}
+    opts.setdefault("remedy", "fp32")
     pp = milguard.pipeline(**opts) if pipeline == "milguard" else pipeline
     return ct.convert(prog, convert_to="milinternal", minimum_deployment_target=target,
                       pass_pipeline=pp, **kwargs)
@@ -40,9 +45,9 @@ def rms_program(eps=1e-12):
 def test_install_places_the_passes_around_add_fp16_cast():
     passes = milguard.pipeline().passes
     i = passes.index("common::add_fp16_cast")
-    assert passes[i - 3:i] == FAMILY_PASSES
+    assert passes[i - 6:i] == FAMILY_PASSES
     assert passes[i + 1] == "milguard::apply_fp32_islands"
-    assert passes[i - 4] == "common::dedup_op_and_var_names"
+    assert passes[i - 7] == "common::dedup_op_and_var_names"
 
 
 def test_install_is_idempotent_and_pipeline_leaves_its_base_alone():
@@ -61,6 +66,10 @@ def test_bad_options_are_refused():
         milguard.pipeline(families="gelu")
     with pytest.raises(milguard.MilguardError, match=r"unknown milguard options \['speed'\]"):
         milguard.pipeline(speed="fast")
+    with pytest.raises(milguard.MilguardError, match="remedy must be one of auto, rescale, fp32"):
+        milguard.pipeline(remedy="bf16")
+    with pytest.raises(milguard.MilguardError, match="unknown compute units 'NPU'"):
+        milguard.pipeline(compute_units="NPU")
 
 
 def test_rms_norm_region_is_fp32_with_exact_constants_and_one_cast_each_way():
@@ -140,17 +149,20 @@ def test_families_and_exclusions():
 
 def test_native_ops_stay_fp16_by_default_and_when_asked_always_fp32():
     body = lambda x: mb.softmax(x=mb.layer_norm(x=x, axes=[-1], epsilon=1e-5), axis=-1)  # noqa: E731
-    default = convert(P.program(P.RANK3, body))
+    default = convert(P.program(P.RANK3, body), input_ranges="x=-1:1")
     assert {dtype_name(op.outputs[0]) for op in compute_ops(default)} == {"fp16"}
-    always = convert(P.program(P.RANK3, body), keep_native="always")
+    unbounded = convert(P.program(P.RANK3, body))           # no range: the layer_norm may be at risk
+    assert {op.op_type for op in compute_ops(unbounded) if dtype_name(op.outputs[0]) == "fp32"} == {"layer_norm"}
+    always = convert(P.program(P.RANK3, body), keep_native="always", remedy="auto")
     assert {op.op_type: dtype_name(op.outputs[0]) for op in compute_ops(always)} == {
         "relu": "fp16", "layer_norm": "fp32", "softmax": "fp32", "tanh": "fp16"}
     ln = next(op for op in compute_ops(always) if op.op_type == "layer_norm")
     assert const_inputs(ln)["epsilon"] == np.float32(1e-5)
 
 
-def test_applying_the_passes_again_changes_nothing():
-    prog = convert(P.program(P.RANK3, lambda x: P.softmax(P.rms_norm(P.layer_norm(x)))))
+@pytest.mark.parametrize("remedy", ["fp32", "auto", "rescale"])
+def test_applying_the_passes_again_changes_nothing(remedy):
+    prog = convert(P.program(P.RANK3, lambda x: P.softmax(P.rms_norm(P.layer_norm(x)))), remedy=remedy)
     before = [(op.op_type, op.name, dtype_name(op.outputs[0])) for op in iter_ops(prog.functions["main"])]
     again = ct.PassPipeline(FAMILY_PASSES + ["milguard::apply_fp32_islands"], pipeline_name="again")
     PassPipelineManager.apply_pipeline(prog, again)
@@ -159,17 +171,17 @@ def test_applying_the_passes_again_changes_nothing():
     prog.validate()
 
 
-def test_regions_are_recorded_on_the_program():
+def test_decisions_are_kept_for_the_program():
+    from milguard.actions.decide import remembered
     prog = convert(P.program(P.RANK3, lambda x: P.softmax(P.rms_norm(x))))
-    plan = prog._milguard_plan
-    assert [(r.kind, r.variant) for r in plan] == [("rms_norm", "decomposed/weight/rsqrt/pow/last_axis"),
-                                                   ("softmax", "decomposed/max_shifted")]
+    assert [(d.family, d.variant, d.remedy) for d in remembered(prog)] == [
+        ("rms_norm", "decomposed/weight/rsqrt/pow/last_axis", "fp32"), ("softmax", "decomposed/max_shifted", "fp32")]
 
 
 def test_converted_program_saves_and_reloads(tmp_path):
     prog = P.program(P.RANK3, lambda x: P.rms_norm(x, eps=1e-12))
     ml = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                    pass_pipeline=milguard.pipeline(), skip_model_load=True)
+                    pass_pipeline=milguard.pipeline(remedy="fp32"), skip_model_load=True)
     ml.save(str(tmp_path / "m.mlpackage"))
     loaded = milguard.mil.load(tmp_path / "m.mlpackage").program
     fp32 = [op.op_type for op in compute_ops(loaded) if dtype_name(op.outputs[0]) == "fp32"]
@@ -184,11 +196,12 @@ def test_converted_program_saves_and_reloads(tmp_path):
     (lambda x: mb.softmax(x=mb.reshape(x=x, shape=[1, 96]), axis=-1), "x=-1e4:1e4", set()),
     (lambda x: mb.softmax(x=mb.tile(x=mb.reshape(x=x, shape=[1, 96]), reps=[1, 700]), axis=-1), "x=-1:1",
      {"softmax"}),                                   # a row of 67200 > 65504 exponentials
-    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:12", {"reduce_log_sum_exp"}),
-    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:11", set()),
+    # 16 unshifted exponentials: at risk past ln(65504 / 16) = 8.32
+    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:9", {"reduce_log_sum_exp"}),
+    (lambda x: mb.reduce_log_sum_exp(x=x, axes=[-1], keep_dims=True), "x=-1:8", set()),
 ])
 def test_native_ops_at_risk_are_kept_fp32(body, input_range, kept):
-    prog = convert(P.program(P.RANK3, body), input_ranges=input_range)
+    prog = convert(P.program(P.RANK3, body), input_ranges=input_range, remedy="fp32")
     assert {op.op_type for op in compute_ops(prog) if dtype_name(op.outputs[0]) == "fp32"} == kept
 
 

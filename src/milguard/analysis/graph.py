@@ -41,11 +41,8 @@ def _shape(var: Any) -> tuple | None:
 
 def pattern_index(program: Any, function: str) -> dict[str, Any]:
     """{op name: Match} for the milguard pattern matches of ``function`` ({} if unavailable)."""
-    try:
-        from ..pattern.find import find_patterns
-    except ImportError:  # the pattern engine is an optional layer of the analysis
-        log.info("pattern engine unavailable: ops carry no pattern")
-        return {}
+    from ..families import find_patterns
+
     out: dict[str, Any] = {}
     for m in find_patterns(program, function=function):
         for op in m.ops:

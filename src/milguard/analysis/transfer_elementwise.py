@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..mil import const_value, dtype_name
+from . import relational
 from .interval import INF, Interval, hull_all, safe_exp
 from .transfer import TRANSFER, _axes, _p, _pv, _scalar, transfer
 
@@ -15,12 +16,12 @@ from .transfer import TRANSFER, _axes, _p, _pv, _scalar, transfer
 
 @transfer("add")
 def _add(op, ctx):
-    return ctx.r(op.x) + ctx.r(op.y)
+    return relational.add(op, ctx, ctx.r(op.x) + ctx.r(op.y))
 
 
 @transfer("sub")
 def _sub(op, ctx):
-    return ctx.r(op.x) - ctx.r(op.y)
+    return relational.sub(op, ctx, ctx.r(op.x) - ctx.r(op.y))
 
 
 @transfer("mul")
@@ -30,12 +31,12 @@ def _mul(op, ctx):
     out = ctx.r(op.x) * ctx.r(op.y)
     for d, s in ((op.x, op.y), (op.y, op.x)):
         out = _normalized(out, d, s, ("rsqrt", "pow"), ctx)
-    return out
+    return relational.mul(op, ctx, out)
 
 
 @transfer("real_div")
 def _real_div(op, ctx):
-    return _normalized(ctx.r(op.x) / ctx.r(op.y), op.x, op.y, ("sqrt",), ctx)
+    return relational.real_div(op, ctx, _normalized(ctx.r(op.x) / ctx.r(op.y), op.x, op.y, ("sqrt",), ctx))
 
 
 # ---- a relational bound: d / sqrt(mean(d²) + eps) ---------------------------------------------

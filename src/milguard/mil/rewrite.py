@@ -65,3 +65,52 @@ def fresh(taken: set[str], base: str) -> str:
     taken.add(name)
     return name
 
+
+
+class Emit:
+    """Builds MIL ops in front of an anchor op, for a rewrite: ``emit.reduce_max(x=v, axes=[-1])``.
+
+    Every op is inserted before ``anchor``, carries the anchor's torch provenance and gets a fresh
+    name ``<base>_<n>_<op type>``. ``emit.const(value)`` gives a constant in the float dtype of the
+    rewritten value (``float_dtype``), so a rewrite builds the same graph in an fp32 program (before
+    ``common::add_fp16_cast``) and in an fp16 one (a saved package).
+    """
+
+    def __init__(self, anchor: Operation, taken: set[str], base: str, float_dtype: str):
+        self.anchor, self.taken, self.base, self.float_dtype = anchor, taken, base, float_dtype
+        self.built: list[Operation] = []
+
+    def const(self, value: Any) -> Any:
+        import numpy as np
+
+        from .core import np_dtype
+        return np.asarray(value, dtype=np_dtype(self.float_dtype))
+
+    def op(self, op_type: str, **kwargs: Any) -> Any:
+        name = fresh(self.taken, f"{self.base}_{len(self.built)}_{op_type}")
+        with scopes_like(self.anchor):
+            out = getattr(mb, op_type)(**kwargs, name=name, before_op=self.anchor)
+        first = out[0] if isinstance(out, (list, tuple)) else out
+        self.built.append(first.op)
+        return out
+
+    def __getattr__(self, op_type: str) -> Any:
+        if op_type.startswith("_"):
+            raise AttributeError(op_type)
+        return lambda **kwargs: self.op(op_type, **kwargs)
+
+
+def remove_unused(block: Block, ops: list[Operation]) -> list[Operation]:
+    """Remove those of ``ops`` (all in ``block``) whose outputs nothing outside the removed set
+    reads and the block does not return; returns the removed ops."""
+    outputs = set(block.outputs)
+    dead: set[Operation] = set()
+    for op in reversed(ops):
+        if any(v in outputs for v in op.outputs):
+            continue
+        if all(child in dead for v in op.outputs for child in v.child_ops):
+            dead.add(op)
+    gone = [op for op in ops if op in dead]
+    if gone:
+        block.remove_ops(gone)
+    return gone

@@ -1,33 +1,38 @@
-"""Rules (a named pattern with a check) and the matches the engine returns."""
+"""Rules (a pattern, a check and a rewrite) and the matches the engine returns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..mil import Operation, Var, const_value, op_inputs
 from .dsl import Pat
 
+if TYPE_CHECKING:
+    from ..mil.rewrite import Emit
+
 
 @dataclass(frozen=True, eq=False)
 class Rule:
-    """A pattern of a family, with an optional check and what the precision passes do with it.
+    """One pattern of the rule library: what to match, whether to accept it, what to build instead.
 
-    ``check(match)`` returns None when the match is acceptable, else the reason it is not.
-    ``core`` names the op patterns of the overflow-prone chain (kept fp32 in the minimal mode).
-    ``keep_fp32`` says whether the precision passes keep the match fp32 unless told otherwise.
-    ``risk(match, interval)`` (native ops) returns why the op is at fp16 risk, or None: such a match
-    is kept fp32 under ``keep_native="at_risk"``; ``interval(var)`` gives a var's static value range.
-    Only risks an fp32 island can repair count: overflow inside the op.
+    ``name`` is ``"<family>.<variant>"`` (``"rms_norm.decomposed"``); the family is the part before
+    the dot. ``check(match)`` returns None when the match is acceptable, else the reason it is not
+    (the tracer reports it). ``rewrite(match, emit)`` builds, with ``emit``, the value that replaces
+    the output of the op pattern named ``replaces`` (the root when None) and returns it; ops of the
+    match that nothing reads any more are then removed. A rule without ``rewrite`` only matches.
+    Rules rooted at the same op type are tried by decreasing ``benefit``.
     """
 
-    kind: str                              # "layer_norm" | "rms_norm" | "softmax"
-    name: str                              # "layer_norm.decomposed"
+    name: str
     pattern: Pat
     check: Callable[["Match"], str | None] | None = None
+    rewrite: Callable[["Match", "Emit"], Var] | None = None
+    replaces: str | None = None
     benefit: int = 0
-    core: tuple[str, ...] = ()
-    keep_fp32: bool = True
-    risk: Callable[["Match", Any], str | None] | None = None
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
 
     @property
     def variant(self) -> str:
@@ -50,19 +55,17 @@ class Match:
 
     @property
     def kind(self) -> str:
-        return self.rule.kind
+        """The pattern family ("layer_norm", "rms_norm", "softmax", ...)."""
+        return self.rule.family
 
     @property
     def variant(self) -> str:
         return "/".join([self.rule.variant, *(v for v in self.labels.values() if v)])
 
-    @property
-    def core_ops(self) -> list[Operation]:
-        """The overflow-prone core (all ops when the rule names no core)."""
-        if not self.rule.core:
-            return list(self.ops)
-        core = {self.named_ops[n] for n in self.rule.core if n in self.named_ops}
-        return [op for op in self.ops if op in core]
+    def named(self, names: Iterable[str]) -> list[Operation]:
+        """The ops bound to the given op-pattern names, in program order."""
+        wanted = {self.named_ops[n] for n in names if n in self.named_ops}
+        return [op for op in self.ops if op in wanted]
 
     def __repr__(self) -> str:
         return f"Match({self.kind}:{self.variant} @ {self.root.name}, {len(self.ops)} ops)"

@@ -35,14 +35,15 @@ class Tracer:
         if best is None or depth > best.depth:
             self.misses[rule.name] = NearMiss(rule.name, anchor.name, depth, reason)
 
-    def best(self, rule_or_kind: str) -> NearMiss | None:
-        """The deepest near miss of a rule (``layer_norm.decomposed``) or a whole family (``layer_norm``)."""
-        pool = [m for name, m in self.misses.items()
-                if name == rule_or_kind or name.split(".", 1)[0] == rule_or_kind]
+    def best(self, rule_or_kind: str, ignore: frozenset[str] = frozenset()) -> NearMiss | None:
+        """The deepest near miss of a rule (``layer_norm.decomposed``) or a whole family (``layer_norm``),
+        leaving out the rules named in ``ignore``."""
+        pool = [m for name, m in self.misses.items() if name not in ignore
+                and (name == rule_or_kind or name.split(".", 1)[0] == rule_or_kind)]
         return max(pool, key=lambda m: m.depth, default=None)
 
-    def reason(self, rule_or_kind: str) -> str | None:
-        miss = self.best(rule_or_kind)
+    def reason(self, rule_or_kind: str, ignore: frozenset[str] = frozenset()) -> str | None:
+        miss = self.best(rule_or_kind, ignore)
         return miss.reason if miss else None
 
     def report(self) -> str:

@@ -257,7 +257,7 @@ RULES: tuple[Rule, ...] = (
          "fp32 side",
          "pytorch/executorch#19252 (casts on the CPU); smpanaro NOTES (CPU f32<->f16 conversion "
          "between ANE chunks)"),
-    Rule("D1.fp32", "off_ane", "H", lambda f, t: f.fp32,
+    Rule("D1.fp32", "off_ane", "H", lambda f, t: f.fp32 and not t.options.assume_fp16,
          "an fp32-typed op never runs on the Neural Engine",
          "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437"),
     Rule("R1.dims", "off_ane", "H", _dims_exceeded,

@@ -53,6 +53,8 @@ class PlacementOptions:
         when it has at least this many ops or FLOPs, else to the CPU [P2]. These two defaults are
         milguard's choice (no published number).
     gather_on_ane: let gathers stay on A14+ Neural Engines (the compiler can lower them) [O3].
+    assume_fp16: predict every float op as if it were typed fp16 (D1 is not applied): where an fp32
+        program will run once ``common::add_fp16_cast`` has made it fp16, as remedies are decided.
     """
 
     size_floor_flops: float = 2e8
@@ -61,6 +63,7 @@ class PlacementOptions:
     gpu_region_min_ops: int = 32
     gpu_region_min_flops: float = 1e8
     gather_on_ane: bool = False
+    assume_fp16: bool = False
 
 
 @dataclass(frozen=True)

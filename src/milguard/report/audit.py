@@ -46,18 +46,17 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import coremltools as ct
 
 from ..analysis.calibrate import calibrate
-from ..analysis.findings import (
-    COVERING_PASS, Finding, calibrated_findings, count, static_findings,
-)
+from ..analysis.findings import Finding, calibrated_findings, count, static_findings
 from ..analysis.graph import pattern_index, placement_index
 from ..analysis.ranges import RangeMap, propagate
 from ..errors import MilguardError, ModelError
+from ..families import family
 from ..mil import dtype_name, iter_ops, load, module_path
 from ..mil.names import sanitized_op_name, sanitized_var_name
 
@@ -117,8 +116,13 @@ class AuditReport:
 
 def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None,
           calibration: Any = None, *, function: str = "main", ane_limits: bool = False,
-          compute_units: str = "ALL", accumulate: str = "fp32") -> AuditReport:
-    """Audit ``function`` of a Program, MLModel or ``.mlpackage`` path for fp16 risk."""
+          compute_units: str = "ALL", accumulate: str = "fp32", remedy: str = "auto",
+          **options: Any) -> AuditReport:
+    """Audit ``function`` of a Program, MLModel or ``.mlpackage`` path for fp16 risk.
+
+    Every matched region gets the decision ``milguard fix`` would make with the same options
+    (``remedy``, ``compute_units``, ``scope``, ``families``, ``exclude``, ``keep_native``) and data:
+    :mod:`milguard.actions.decide`."""
     loaded = load(model)
     program = loaded.program
     if function not in program.functions:
@@ -132,6 +136,9 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         cal = calibrate(program, calibration, function=function, accumulate=accumulate)
         findings += calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
     findings += _pass_findings(loaded.metadata, function)
+    decisions = _decisions(program, function, matches, cal, input_ranges, compute_units, accumulate, remedy,
+                           options)
+    findings = _covered(findings, matches, decisions)
     placement = _placement(fn, compute_units, loaded.metadata, function)
     data = {
         "format": FORMAT,
@@ -140,8 +147,8 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         "options": {"input_ranges": {k: list(v) for k, v in ranges.input_ranges.items()},
                     "ane_limits": bool(ane_limits), "compute_units": str(compute_units),
                     "accumulate": accumulate, "calibration_samples": cal.samples if cal else None},
-        "summary": _summary(fn, matches, findings, ranges),
-        "patterns": _patterns(matches),
+        "summary": {**_summary(fn, matches, findings, ranges), "decisions": _count_decisions(decisions)},
+        "patterns": _patterns(matches, decisions),
         "findings": [f.to_dict() for f in findings],
         "ranges": _ranges(fn, ranges, cal),
         "placement": placement,
@@ -181,14 +188,57 @@ def _summary(fn: Any, matches: Mapping[str, Any], findings: list[Finding], range
     }
 
 
-def _patterns(matches: Mapping[str, Any]) -> list[dict[str, Any]]:
-    unique = list({id(m): m for m in matches.values()}.values())
+def _unique(matches: Mapping[str, Any]) -> list[Any]:
+    return list({id(m): m for m in matches.values()}.values())
+
+
+def _decisions(program: Any, function: str, matches: Mapping[str, Any], cal: Any, input_ranges: Any,
+               compute_units: str, accumulate: str, remedy: str, options: Mapping[str, Any]) -> dict[int, Any]:
+    """{id(match): Decision}, made as ``milguard fix`` makes them; calibration, when given, is the
+    evidence (the audit's own calibration run is reused)."""
+    from ..actions.decide import Context, decide_match
+    from ..actions.options import Options
+    from ..analysis.evidence import Evidence
+
+    opts = Options.make(remedy=remedy, compute_units=compute_units, accumulate=accumulate,
+                        input_ranges=dict(input_ranges) if input_ranges else None, **options)
+    ctx = Context(program, opts)
+    if cal is not None:
+        ctx.use(Evidence("calibration", function, cal.reference, accumulate, samples=cal.samples))
+    return {id(m): decide_match(m, ctx) for m in _unique(matches)}
+
+
+def _covered(findings: list[Finding], matches: Mapping[str, Any], decisions: Mapping[int, Any]) -> list[Finding]:
+    """A finding inside a region is covered by the family pass when milguard remedies that region
+    (or already has); otherwise nothing milguard does covers it."""
     out = []
-    for m in unique:
+    for f in findings:
+        m = matches.get(f.op)
+        d = decisions.get(id(m)) if m is not None else None
+        covered = d is not None and (d.remedy != "none" or d.state != "fp16")
+        out.append(replace(f, covered_by=family(m.kind).pass_name if covered else None))
+    return out
+
+
+def _count_decisions(decisions: Mapping[int, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in decisions.values():
+        counts[d.verdict] = counts.get(d.verdict, 0) + 1
+    return {"by_verdict": counts, "fixable": sum(d.fixable for d in decisions.values())}
+
+
+def _patterns(matches: Mapping[str, Any], decisions: Mapping[int, Any]) -> list[dict[str, Any]]:
+    out = []
+    for m in _unique(matches):
         module = next((module_path(op) for op in m.ops if module_path(op)), None)
+        d = decisions[id(m)]
+        covered = d.remedy != "none" or d.state != "fp16"
         out.append({"kind": m.kind, "variant": m.variant, "rule": getattr(m.rule, "name", m.kind),
                     "ops": [op.name for op in m.ops], "precision": _precision(m.ops),
-                    "module": module, "covered_by": COVERING_PASS.get(m.kind)})
+                    "module": module, "covered_by": family(m.kind).pass_name if covered else None,
+                    "state": d.state, "remedy": d.remedy, "verdict": d.verdict, "risk": d.risk, "why": d.why,
+                    "evidence": d.evidence, "cost": d.cost.to_dict() if d.cost else None,
+                    "considered": {k: v.to_dict() for k, v in d.considered.items()}})
     return out
 
 

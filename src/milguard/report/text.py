@@ -40,6 +40,14 @@ def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
 
 # ---- sections ------------------------------------------------------------------------------
 
+def remedies(done: Sequence[Mapping[str, Any]]) -> str:
+    """'2 regions rescaled, 1 kept fp32' for the decisions a repair applied (none: 'no region changed')."""
+    rescaled = sum(d["remedy"] == "rescale" for d in done)
+    kept = sum(d["remedy"] == "fp32" for d in done)
+    parts = [f"{n} region{'s' * (n != 1)} {what}" for n, what in ((rescaled, "rescaled"), (kept, "kept fp32")) if n]
+    return ", ".join(parts) or "no region changed"
+
+
 def _header(d: Mapping[str, Any], title: str) -> str:
     s, opts = d["summary"], d["options"]
     ranges = ", ".join(f"{n}=[{_num(lo)}, {_num(hi)}]" for n, (lo, hi) in opts["input_ranges"].items())
@@ -58,12 +66,31 @@ def _header(d: Mapping[str, Any], title: str) -> str:
 def _patterns(d: Mapping[str, Any]) -> str:
     pats = d["patterns"]
     if not pats:
-        return "Patterns: none found"
+        return "Regions: no norm or softmax pattern found"
     modules = any(p.get("module") for p in pats)
-    rows = [(p["kind"], p["variant"], p["precision"], str(len(p["ops"])), p["ops"][0] if p["ops"] else "-",
-             *((p.get("module") or "-",) if modules else ())) for p in pats]
-    head = ("kind", "variant", "precision", "ops", "first op", *(("module",) if modules else ()))
-    return "\n".join([f"Patterns ({len(pats)}): region precision", *table(rows, head, indent=2)])
+    rows = [(p["kind"], p["variant"], p["precision"], p.get("verdict", "-"), str(len(p["ops"])),
+             p["ops"][0] if p["ops"] else "-", *((p.get("module") or "-",) if modules else ())) for p in pats]
+    head = ("kind", "variant", "precision", "decision", "ops", "first op", *(("module",) if modules else ()))
+    lines = [f"Regions ({len(pats)}): what milguard decides for each, from {_evidence(pats)}",
+             *table(rows, head, indent=2)]
+    notable = [p for p in pats if p.get("risk") or p.get("remedy", "none") != "none"]
+    for p in notable[:MAX_FINDINGS]:
+        cost = p.get("cost") or {}
+        price = (f"; +{cost['transitions']} transitions, +{cost['relative']:.3g} relative cost"
+                 if cost else "")
+        lines.append(f"  {p['kind']} at {p['ops'][0]}: {p.get('verdict')}. risk: {p.get('risk') or 'none'}. "
+                     f"why: {p.get('why')}{price}")
+    if len(notable) > MAX_FINDINGS:
+        lines.append(f"  ... and {len(notable) - MAX_FINDINGS} more regions (see --json or --html)")
+    fixable = d["summary"].get("decisions", {}).get("fixable", 0)
+    lines.append(f"  milguard fix would change {fixable} region{'s' * (fixable != 1)}" if fixable
+                 else "  milguard fix would change nothing")
+    return "\n".join(lines)
+
+
+def _evidence(pats: Sequence[Mapping[str, Any]]) -> str:
+    sources = sorted({p.get("evidence") or "-" for p in pats})
+    return "; ".join(sources)
 
 
 def _findings(d: Mapping[str, Any], max_findings: int) -> str:
@@ -84,7 +111,7 @@ def _findings(d: Mapping[str, Any], max_findings: int) -> str:
     if by_sev.get("info"):
         lines.append(f"  {by_sev['info']} info findings (inf/NaN passed on from the causes above) "
                      "are listed in --json and --html")
-    lines.append("  fix: the milguard pass that keeps the op fp32 (milguard fix MODEL -o OUT)")
+    lines.append("  fix: the milguard pass whose remedy covers the op (milguard fix MODEL -o OUT); - : none")
     return "\n".join(lines)
 
 
