@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import milguard
     from milguard import zoo
     from milguard.executor import first_nonfinite, run
-    from milguard.mil import dtype_name, iter_ops
+    from milguard.mil import converted_program, dtype_name, iter_ops
 
     entry = zoo.MODELS[zoo.EXAMPLE]
     inputs = entry.planted_inputs(0)
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         ml = models[name] = zoo.convert(entry, inputs, **kwargs)
         trace = run(ml, feeds, trace=True)
         out = trace[entry.output_names[0]].astype(np.float64)
-        ops = [op for op in iter_ops(ml._mil_program.functions["main"]) if op.op_type not in ("const", "cast")]
+        program = converted_program(ml)
+        ops = [op for op in iter_ops(program.functions["main"]) if op.op_type not in ("const", "cast")]
         fp32 = sum(dtype_name(op.outputs[0]) == "fp32" for op in ops)
         bad = first_nonfinite(ml, trace)
         where = f"{bad[1]} '{bad[0]}'" if bad else "-"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from milguard.errors import MilguardError, ModelError
-from milguard.mil import PASS_REGISTRY, load, mb, types
+from milguard.mil import PASS_REGISTRY, load, mb, program_state, types
 from milguard.placement import METADATA_KEY, annotations, attach, predict
 from milguard.placement.predict import placed_ops
 
@@ -51,8 +51,10 @@ def test_pass_annotates_every_non_const_op_on_the_program():
     mlmodel = convert(keep_fp32=("layer_norm",), compute_units="CPU_AND_NE", chip="M3")
     prog = mlmodel._mil_program
     recorded = annotations(prog)
-    assert prog._milguard_placement_options == {"compute_units": "CPU_AND_NE", "chip": "M3"}
-    assert "blk.ln" in prog._milguard_placement                           # names the pass saw
+    record = program_state(prog)["placement"]
+    assert not [a for a in vars(prog) if "milguard" in a]                # nothing pinned on the Program
+    assert record["options"] == {"compute_units": "CPU_AND_NE", "chip": "M3"}
+    assert "blk.ln" in record["by_name"]                                  # names the pass saw
     assert "blk_ln" in recorded and "blk.ln" not in recorded             # names after sanitizing
     assert recorded["blk_fc1_cast_fp16"].device == "ane"
     assert (recorded["blk_ln"].device, recorded["blk_ln"].rule) == ("cpu", "D1.fp32")
@@ -118,7 +120,7 @@ def test_ops_removed_after_the_pass_drop_out_of_the_annotations():
     assert set(annotations(prog)) == {"dead", "lin"}
     PASS_REGISTRY["common::dead_code_elimination"](prog)
     assert set(annotations(prog)) == {"lin"}
-    assert set(prog._milguard_placement) == {"dead", "lin"}               # the raw record stays
+    assert set(program_state(prog)["placement"]["by_name"]) == {"dead", "lin"}   # the raw record stays
 
 
 def test_an_audit_of_the_saved_package_reads_the_annotations_back(tmp_path):

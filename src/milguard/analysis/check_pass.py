@@ -1,9 +1,16 @@
 """``milguard::check_fp16_overflow``: the static fp16 risk analysis as a coremltools pass.
 
 The pass changes nothing in the program. It propagates ranges through every function, computes
-the static findings (:mod:`milguard.analysis.findings`) and records them on the program as
-``prog._milguard_findings = {function: [(op, var, Finding), ...]}`` (live op/var objects, so
-:func:`milguard.report.audit.attach` can key them by the names the ops end up with).
+the static findings (:mod:`milguard.analysis.findings`) and records them in the program's side
+store (:func:`milguard.mil.program_state`)::
+
+    program_state(prog)["findings"] = {
+        "by_function": {function: [(op, var, Finding), ...]},   # live op/var objects
+        "ops_by_name": {op name at this point: op},             # to rename "from <op>" in messages
+        "options": {"input_ranges": ..., "ane_limits": ..., "accumulate": ...},
+    }
+
+so :func:`milguard.report.audit.attach` can key them by the names the ops end up with.
 
 It analyses the program *as typed at its position*: place it after ``common::add_fp16_cast``
 (and after milguard's keep-fp32 passes) so the fp16 vars and the fp32 islands are those of the
@@ -26,7 +33,7 @@ import logging
 from typing import Any
 
 from ..errors import MilguardError
-from ..mil import AbstractGraphPass, PassPipeline, iter_ops, register_pass
+from ..mil import AbstractGraphPass, PassPipeline, iter_ops, program_state, register_pass
 from .findings import static_findings
 from .graph import pattern_index
 from .ranges import propagate
@@ -61,10 +68,10 @@ class CheckFp16Overflow(AbstractGraphPass):
             vars_.update({v.name: v for v in fn.inputs.values()})
             recorded[name] = [(ops.get(f.op), vars_.get(f.var), f) for f in findings]
             log.info("%s: %d findings in function %s", PASS_NAME, len(findings), name)
-        prog._milguard_findings = recorded
-        prog._milguard_finding_names = names
-        prog._milguard_findings_options = {"input_ranges": ranges, "ane_limits": ane,
-                                           "accumulate": self.accumulate}
+        program_state(prog)["findings"] = {
+            "by_function": recorded, "ops_by_name": names,
+            "options": {"input_ranges": ranges, "ane_limits": ane, "accumulate": self.accumulate},
+        }
 
 
 def _parse_ranges(text: Any) -> dict[str, tuple[float, float]]:

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..mil.values import materialized
 from .interval import INF, Interval, hull_all
 from .transfer import _pv, _scalar, transfer
 
@@ -175,11 +176,10 @@ def _while_loop(op, ctx):
 def _constexpr(op, ctx):
     """Weights decompressed at load time: exact, from the op's own materialised value."""
     try:
-        val = op.materialized_val_inference()
+        vals = materialized(op)
     except Exception:  # noqa: BLE001 - an op without the method or with symbolic inputs
         return Interval.top()
-    vals = list(val) if isinstance(val, (list, tuple)) else [val]
-    return [Interval.of(v) if v is not None else Interval.top() for v in vals]
+    return [Interval.of(v) if v.dtype != object else Interval.top() for v in vals]
 
 
 @transfer("read_state")

@@ -1,7 +1,10 @@
 """The façade over coremltools internals.
 
-Only this package imports ``coremltools.converters.mil...``; every other module of milguard
-talks to the names exported here, so a coremltools upgrade touches one folder.
+Only this package imports ``coremltools.converters.mil...`` or touches a private coremltools
+attribute; every other module of milguard talks to the names exported here, so a coremltools
+upgrade touches one folder. :mod:`.private_names` lists each private name it depends on, with the
+public alternative where coremltools 9.0 has one. milguard's per-program records live in the side
+store :func:`program_state`, never as attributes on coremltools objects.
 """
 from .core import (
     FP16_CAST_SUFFIX,
@@ -14,7 +17,6 @@ from .core import (
     PassPipelineManager,
     Program,
     Var,
-    block_context_manager,
     const_value,
     drop_pass,
     dtype_name,
@@ -29,7 +31,7 @@ from .core import (
     register_pass,
     types,
 )
-from .io import Loaded, load, save, write_package
+from .io import Loaded, converted_program, load, save, write_package
 from .program_state import has_program_state, program_state
 from . import rewrite
 
@@ -37,7 +39,8 @@ __all__ = [
     "FP16_CAST_SUFFIX",
     "rewrite",
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
-    "PassPipeline", "PassPipelineManager", "Program", "Var", "block_context_manager", "has_program_state",
-    "const_value", "drop_pass", "dtype_name", "iter_blocks", "iter_ops", "load", "mb", "module_path", "module_type",
-    "np_dtype", "op_inputs", "op_params", "program_state", "register_pass", "save", "types", "write_package",
+    "PassPipeline", "PassPipelineManager", "Program", "Var",
+    "const_value", "converted_program", "drop_pass", "dtype_name", "has_program_state", "iter_blocks",
+    "iter_ops", "load", "mb", "module_path", "module_type", "np_dtype", "op_inputs", "op_params",
+    "program_state", "register_pass", "save", "types", "write_package",
 ]

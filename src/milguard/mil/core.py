@@ -1,20 +1,20 @@
-"""Read-only views of MIL programs: dtypes, constants, op inputs, nested blocks, provenance."""
+"""Read-only views of MIL programs: dtypes, constants, op inputs, nested blocks, provenance.
+
+The coremltools names imported here are listed, with their public alternatives, in
+:mod:`milguard.mil.private_names`."""
 from __future__ import annotations
 
 from typing import Iterator
 
 import numpy as np
 
-from coremltools.converters.mil.mil import Block, Builder as mb, Function, Operation, Program, Var, types  # noqa: E402
-from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass  # noqa: E402
-from coremltools.converters.mil.mil.passes.helper import block_context_manager  # noqa: E402
-from coremltools.converters.mil.mil.passes.pass_pipeline import (  # noqa: E402
-    PassPipeline,
-    PassPipelineManager,
-)
-from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY, register_pass  # noqa: E402
-from coremltools.converters.mil.mil.scope import ScopeSource  # noqa: E402
-from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin  # noqa: E402
+from coremltools import PassPipeline
+from coremltools.converters.mil import Block, Builder as mb, Function, Operation, Program, Var
+from coremltools.converters.mil.mil import types
+from coremltools.converters.mil.mil.passes.graph_pass import AbstractGraphPass
+from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipelineManager
+from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY, register_pass
+from coremltools.converters.mil.mil.scope import ScopeSource
 
 
 def dtype_name(var: Var) -> str | None:
@@ -27,7 +27,7 @@ def dtype_name(var: Var) -> str | None:
 
 def np_dtype(name: str) -> type:
     """numpy dtype for a MIL dtype name ('fp16' -> np.float16)."""
-    return nptype_from_builtin(types.string_to_builtin(name))
+    return types.nptype_from_builtin(types.string_to_builtin(name))
 
 
 def const_value(var: Var | None) -> np.ndarray | None:
@@ -111,4 +111,4 @@ def drop_pass(pipeline: PassPipeline, name: str) -> None:
     """Remove every occurrence of a pass and its options (``remove_passes`` keeps the options,
     which ``validate()`` then rejects)."""
     pipeline.remove_passes([name])
-    pipeline._pass_options.pop(name, None)
+    pipeline.get_all_options().pop(name, None)      # the pipeline's own dict, not a copy

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import coremltools as ct
+from coremltools.converters.mil import Program
 from coremltools.converters.mil.converter import mil_convert
 from coremltools.converters.mil.frontend.milproto.load import load as _milproto_load
-from coremltools.converters.mil.mil import Program
-from coremltools.converters.mil.mil.passes.pass_pipeline import PassPipeline
 
 from ..errors import ModelError
 from .package import check_package
@@ -35,13 +34,22 @@ class Loaded:
         return int(fn.opset_version.value) if fn.opset_version is not None else int(ct.target.iOS15.value)
 
 
+def converted_program(mlmodel: Any) -> Program | None:
+    """The program ``ct.convert`` ran its passes on, still held by the MLModel it returned (its
+    ops keep their torch scopes; what the passes recorded in ``program_state`` is keyed by it).
+    None for a model read from disk, and for anything that is not an MLModel."""
+    if not isinstance(mlmodel, ct.models.MLModel):
+        return None
+    return getattr(mlmodel, "_mil_program", None)
+
+
 def load(model: Any) -> Loaded:
     """Program | MLModel | path to .mlpackage/.mlmodel -> Loaded. Raises ModelError with one line."""
     if isinstance(model, Program):
         return Loaded(program=model)
     if isinstance(model, ct.models.MLModel):
         # fresh from ct.convert, the model still holds its program, with the torch scopes
-        return _from_mlmodel(model, None, getattr(model, "_mil_program", None))
+        return _from_mlmodel(model, None, converted_program(model))
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.exists():
@@ -99,7 +107,7 @@ def save(loaded: Loaded, program: Program | None = None, path: str | os.PathLike
     mlmodel = mil_convert(program, convert_from="milinternal", convert_to="mlprogram",
                           specification_version=loaded.specification_version,
                           compute_units=ct.ComputeUnit.ALL, skip_model_load=True,
-                          main_pipeline=PassPipeline.EMPTY, **kwargs)
+                          main_pipeline=ct.PassPipeline.EMPTY, **kwargs)
     for key, value in {**loaded.metadata, **(metadata or {})}.items():
         mlmodel.user_defined_metadata[key] = value
     if path is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from coremltools.converters.mil.mil import Block, Builder as mb, Operation, Var
+from coremltools.converters.mil import Block, Builder as mb, Operation, Var
 from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
 from .core import iter_ops

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from coremltools.converters.mil.mil import Var, types
+from coremltools.converters.mil import Var
+from coremltools.converters.mil.mil import types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
 # bytes per element of the MIL dtypes that appear in ML programs

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from coremltools.converters.mil.mil import Operation
+from coremltools.converters.mil import Operation
 
 
 def materialized(op: Operation) -> tuple[np.ndarray, ...]:

@@ -1,10 +1,13 @@
 """The registered pass ``milguard::annotate_placement``.
 
-Input graph / output graph: unchanged. The pass only records, on the program object::
+Input graph / output graph: unchanged. The pass only records, in the program's side store
+(:func:`milguard.mil.program_state`)::
 
-    prog._milguard_placement          {op name: Placement} for every non-const op of every function
-    prog._milguard_placement_ops      ((op, Placement), ...): the same, by op object
-    prog._milguard_placement_options  {"compute_units": ..., "chip": ...}
+    program_state(prog)["placement"] = {
+        "by_name": {op name: Placement},      # every non-const op of every function, as named then
+        "by_op": ((op, Placement), ...),      # the same, by op object
+        "options": {"compute_units": ..., "chip": ...},
+    }
 
 Later passes rename ops in place, so ``milguard.placement.annotations(prog)`` reads the names
 from the op objects: it gives the current names of the ops that are still in the program.
@@ -24,7 +27,7 @@ pass cannot write to the model spec, so persistence is ``attach``'s job (``persi
 """
 from __future__ import annotations
 
-from milguard.mil import AbstractGraphPass, Operation, Program, register_pass
+from milguard.mil import AbstractGraphPass, Operation, Program, program_state, register_pass
 
 from .predict import Placement, placed_ops, predict
 from .target import resolve_chip, resolve_units
@@ -44,6 +47,7 @@ class AnnotatePlacement(AbstractGraphPass):
         for fn in prog.functions.values():
             placements = predict(fn, compute_units=units, chip=chip)
             by_op += [(op, placements[op.name]) for op, _ in placed_ops(fn)]
-        prog._milguard_placement = {op.name: p for op, p in by_op}
-        prog._milguard_placement_ops = tuple(by_op)
-        prog._milguard_placement_options = {"compute_units": units, "chip": chip}
+        program_state(prog)["placement"] = {
+            "by_name": {op.name: p for op, p in by_op}, "by_op": tuple(by_op),
+            "options": {"compute_units": units, "chip": chip},
+        }

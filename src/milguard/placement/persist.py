@@ -20,7 +20,7 @@ from typing import Any
 import coremltools as ct
 
 from milguard.errors import MilguardError, ModelError
-from milguard.mil import Program, load
+from milguard.mil import Program, converted_program, load, program_state
 
 from .predict import Placement, placed_ops, predict
 from .target import resolve_chip, resolve_units
@@ -35,15 +35,15 @@ def attach(mlmodel: "ct.models.MLModel", *, compute_units: Any = None,
 
     Options default to those the ``milguard::annotate_placement`` pass recorded during
     conversion, else ALL / M1. The placement is computed on the model's final program
-    (``mlmodel._mil_program``, or the program read from its spec), so the keys are the
-    names saved in the package. Returns {op name: Placement} over all functions.
+    (the converted program it still holds, or the program read from its spec), so the keys are
+    the names saved in the package. Returns {op name: Placement} over all functions.
     """
     if not isinstance(mlmodel, ct.models.MLModel):
         raise MilguardError(f"attach needs an MLModel, got a {type(mlmodel).__name__}")
-    program = getattr(mlmodel, "_mil_program", None)
+    program = converted_program(mlmodel)
     if program is None:                     # a model read from disk has no in-memory program
         program = load(mlmodel).program
-    recorded = getattr(program, "_milguard_placement_options", {})
+    recorded = program_state(program).get("placement", {}).get("options", {})
     units = resolve_units(compute_units or recorded.get("compute_units", "ALL"))
     family = resolve_chip(chip or recorded.get("chip", "M1")).family
     record: dict[str, Any] = {"format": FORMAT, "compute_units": units, "chip": family,
@@ -72,7 +72,7 @@ def annotations(model: Any, function: str | None = None) -> dict[str, Placement]
     if isinstance(model, ct.models.MLModel):
         raw = model.user_defined_metadata.get(METADATA_KEY)
         if raw is None:
-            program = getattr(model, "_mil_program", None)
+            program = converted_program(model)
             return _from_pass(program) if program is not None else {}
     elif isinstance(model, (str, os.PathLike)):
         raw = load(model).metadata.get(METADATA_KEY)
@@ -83,10 +83,10 @@ def annotations(model: Any, function: str | None = None) -> dict[str, Placement]
 
 def _from_pass(program: Program) -> dict[str, Placement]:
     """The pass's record under the ops' current names (ops removed since are left out)."""
-    pairs = getattr(program, "_milguard_placement_ops", None)
-    if pairs is None:
-        return dict(getattr(program, "_milguard_placement", {}))
-    return {op.name: p for op, p in pairs if op.enclosing_block is not None}
+    record = program_state(program).get("placement")
+    if record is None:
+        return {}
+    return {op.name: p for op, p in record["by_op"] if op.enclosing_block is not None}
 
 
 def from_metadata(raw: str, function: str | None) -> dict[str, Placement]:

@@ -57,7 +57,7 @@ from ..analysis.graph import pattern_index, placement_index
 from ..analysis.ranges import RangeMap, propagate
 from ..errors import MilguardError, ModelError
 from ..families import family
-from ..mil import dtype_name, iter_ops, load, module_path
+from ..mil import converted_program, dtype_name, iter_ops, load, module_path, program_state
 from ..mil.names import sanitized_op_name, sanitized_var_name
 
 log = logging.getLogger("milguard")
@@ -317,13 +317,13 @@ def attach(mlmodel: "ct.models.MLModel") -> dict[str, list[Finding]]:
     """
     if not isinstance(mlmodel, ct.models.MLModel):
         raise MilguardError(f"attach needs an MLModel, got a {type(mlmodel).__name__}")
-    program = getattr(mlmodel, "_mil_program", None)
-    recorded = getattr(program, "_milguard_findings", None) if program is not None else None
-    if recorded is None:
+    program = converted_program(mlmodel)
+    state = program_state(program).get("findings") if program is not None else None
+    if state is None:
         raise MilguardError("attach: the model carries no findings; convert it with the "
                             "milguard::check_fp16_overflow pass in its pipeline")
+    recorded, refs = state["by_function"], state["ops_by_name"]
     alive = {id(op) for fn in program.functions.values() for op in iter_ops(fn)}
-    refs = getattr(program, "_milguard_finding_names", {})
     final = {old: op.name if id(op) in alive else sanitized_op_name(old) for old, op in refs.items()}
     out: dict[str, list[Finding]] = {}
     for fname, items in recorded.items():
@@ -338,7 +338,7 @@ def attach(mlmodel: "ct.models.MLModel") -> dict[str, list[Finding]]:
                                               "message": message}))
         out[fname] = renamed
     record = {"format": METADATA_FORMAT,
-              "options": getattr(program, "_milguard_findings_options", {}),
+              "options": state["options"],
               "functions": {k: [f.to_dict() for f in v] for k, v in out.items()}}
     mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(jsonable(record), separators=(",", ":"),
                                                              allow_nan=False)
