@@ -30,6 +30,7 @@ import numpy as np
 
 from ..mil import const_value, dtype_name
 from .interval import Interval
+from .normalized import norm_count
 
 NormFn = Callable[[Any, "NormContext"], "float | None"]
 NORM: dict[str, NormFn] = {}
@@ -191,12 +192,10 @@ def _is_row_mean_of(m: Any, x: Any) -> bool:
 
 @norm_rule("mul")
 def _mul(op, nc):
-    from .transfer_elementwise import _norm_count
-
     w = nc.last(op.outputs[0])
     best = min(nc.n(op.x, w) * nc.maxabs(op.y), nc.n(op.y, w) * nc.maxabs(op.x))
     for d, s in ((op.x, op.y), (op.y, op.x)):
-        n = _norm_count(d, s, ("rsqrt", "pow"), nc.ctx)
+        n = norm_count(d, s, ("rsqrt", "pow"), nc.ctx)
         if n is not None and math.isfinite(n) and _reduces_last(s) and nc.last(d) == w:
             best = min(best, math.sqrt(n) * 1.01)
     return best
@@ -204,14 +203,12 @@ def _mul(op, nc):
 
 @norm_rule("real_div")
 def _real_div(op, nc):
-    from .transfer_elementwise import _norm_count
-
     w = nc.last(op.outputs[0])
     y = nc.ctx.r(op.y)
     best = math.inf
     if not y.is_empty and not y.contains_zero() and y.is_finite:
         best = nc.n(op.x, w) / min(abs(y.lo), abs(y.hi))
-    n = _norm_count(op.x, op.y, ("sqrt",), nc.ctx)
+    n = norm_count(op.x, op.y, ("sqrt",), nc.ctx)
     if n is not None and math.isfinite(n) and _reduces_last(op.y) and nc.last(op.x) == w:
         best = min(best, math.sqrt(n) * 1.01)
     return best

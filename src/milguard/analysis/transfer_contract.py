@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .interval import INF, Interval
-from .transfer import _acc, _p, _pv, _scalar, transfer
+from .transfer_registry import accumulated, param, param_value, scalar_param, transfer
 
 
 # ---- contractions ------------------------------------------------------------------------------
@@ -49,14 +49,14 @@ def _dot_const(x: Interval, w: np.ndarray, u: float, bias=None) -> Interval:
     abs_sum = float(np.abs(w).sum(0, dtype=np.float64).max(initial=0.0)) * x.maxabs
     nan = x.may_nan or (x.has_inf and w.shape[0] > 0)
     out = Interval(float(lo.min(initial=INF)), float(hi.max(initial=-INF)), nan)
-    return _acc(out, w.shape[0], abs_sum, u)
+    return accumulated(out, w.shape[0], abs_sum, u)
 
 
 def _dot_var(x: Interval, y: Interval, k: float, u: float) -> Interval:
     if k == 0:
         return Interval.point(0.0)
     prod = x * y
-    return _acc(prod.scale(k), k, k * prod.maxabs, u, prod)
+    return accumulated(prod.scale(k), k, k * prod.maxabs, u, prod)
 
 
 def _as_kn(w: np.ndarray, contract_first: bool) -> np.ndarray:
@@ -71,7 +71,7 @@ def _as_kn(w: np.ndarray, contract_first: bool) -> np.ndarray:
 
 @transfer("matmul")
 def _matmul(op, ctx):
-    tx, ty = bool(_pv(op, ctx, "transpose_x", False)), bool(_pv(op, ctx, "transpose_y", False))
+    tx, ty = bool(param_value(op, ctx, "transpose_x", False)), bool(param_value(op, ctx, "transpose_y", False))
     xv, yv = ctx.val(op.x), ctx.val(op.y)
     u = ctx.u(op)
     if yv is not None and xv is None:
@@ -92,7 +92,7 @@ def _convex(plain: Interval, probs, values: Interval, transposed: bool, k: float
     if op is None or op.op_type != "softmax" or transposed or not math.isfinite(k) or values.is_empty:
         return plain
     rank = len(probs.shape)
-    if int(_scalar(op, ctx, "axis", -1)) % max(rank, 1) != rank - 1:
+    if int(scalar_param(op, ctx, "axis", -1)) % max(rank, 1) != rank - 1:
         return plain
     return plain.meet(values.widen(2.0 ** -10 + k * 2.0 ** -23).with_nan(True))
 
@@ -101,7 +101,7 @@ def _convex(plain: Interval, probs, values: Interval, transposed: bool, k: float
 def _linear(op, ctx):
     """x @ W.T + b, per output feature j: Σ_k W[j, k]·x_k + b_j."""
     x, w = ctx.r(op.x), ctx.val(op.weight)
-    bias = _p(op, "bias")
+    bias = param(op, "bias")
     if w is None:
         k = op.weight.shape[-1]
         out = _dot_var(x, ctx.r(op.weight), float(k) if isinstance(k, int) else INF, ctx.u(op))
@@ -126,18 +126,18 @@ def _conv(op, ctx):
         w = np.asarray(w)
         if op.op_type == "conv_transpose":       # (C_in, C_out/g, k...) -> columns per C_out
             w = np.moveaxis(w, 1, 0)
-        b = ctx.val(_p(op, "bias"))
-        if b is not None or _p(op, "bias") is None:
+        b = ctx.val(param(op, "bias"))
+        if b is not None or param(op, "bias") is None:
             return _dot_const(x, w.reshape(w.shape[0], -1).T, u, b)
         out = _dot_const(x, w.reshape(w.shape[0], -1).T, u)
-    bias = _p(op, "bias")
+    bias = param(op, "bias")
     return out if bias is None else out + ctx.r(bias)
 
 
 @transfer("einsum")
 def _einsum(op, ctx):
     a, b = (ctx.r(v) for v in op.inputs["values"])
-    eq = str(_pv(op, ctx, "equation", ""))
+    eq = str(param_value(op, ctx, "equation", ""))
     lhs, _, out = eq.replace(" ", "").partition("->")
     terms = lhs.split(",")
     if len(terms) != 2:
@@ -158,6 +158,6 @@ def _einsum(op, ctx):
 def _sdpa(op, ctx):
     """softmax(q·kᵀ/√d + mask)·v is a convex combination of rows of v."""
     v = ctx.r(op.value)
-    mask = _p(op, "attn_mask")
+    mask = param(op, "attn_mask")
     nan = v.may_nan or (mask is not None and ctx.r(mask).has_inf)
     return v.with_nan(nan or ctx.r(op.query).has_inf or ctx.r(op.key).has_inf)

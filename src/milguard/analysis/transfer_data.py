@@ -10,7 +10,7 @@ import numpy as np
 
 from ..mil.values import materialized
 from .interval import INF, Interval, hull_all
-from .transfer import _pv, _scalar, transfer
+from .transfer_registry import param_value, scalar_param, transfer
 
 
 # ---- constants and data movement ---------------------------------------------------------------
@@ -43,8 +43,8 @@ def _concat(op, ctx):
 @transfer("pad")
 def _pad(op, ctx):
     x = ctx.r(op.x)
-    mode = str(_pv(op, ctx, "mode", "constant"))
-    return x.hull(Interval.point(_scalar(op, ctx, "constant_val", 0.0))) if mode == "constant" else x
+    mode = str(param_value(op, ctx, "mode", "constant"))
+    return x.hull(Interval.point(scalar_param(op, ctx, "constant_val", 0.0))) if mode == "constant" else x
 
 
 @transfer("band_part")
@@ -55,8 +55,8 @@ def _band_part(op, ctx):
 @transfer("avg_pool")
 def _avg_pool(op, ctx):
     x = ctx.r(op.x)
-    padded = str(_pv(op, ctx, "pad_type", "valid")) != "valid" or np.any(_pv(op, ctx, "pad", 0))
-    counts_pad = not bool(_pv(op, ctx, "exclude_padding_from_average", False))
+    padded = str(param_value(op, ctx, "pad_type", "valid")) != "valid" or np.any(param_value(op, ctx, "pad", 0))
+    counts_pad = not bool(param_value(op, ctx, "exclude_padding_from_average", False))
     return x.hull(Interval.point(0.0)) if padded and counts_pad else x
 
 
@@ -72,7 +72,7 @@ def _slice_update(op, ctx):
 
 @transfer("scatter", "scatter_along_axis", "scatter_nd")
 def _scatter(op, ctx):
-    mode = str(_pv(op, ctx, "mode", "update"))
+    mode = str(param_value(op, ctx, "mode", "update"))
     if mode != "update":
         return Interval.top()
     return ctx.r(op.data).hull(ctx.r(op.updates))
@@ -110,12 +110,12 @@ def _shape(op, ctx):
 
 @transfer("reduce_argmax", "reduce_argmin", "argsort")
 def _arg(op, ctx):
-    return _index_range(ctx.count(op.x, [_scalar(op, ctx, "axis", -1)]))
+    return _index_range(ctx.count(op.x, [scalar_param(op, ctx, "axis", -1)]))
 
 
 @transfer("topk")
 def _topk(op, ctx):
-    return [ctx.r(op.x), _index_range(ctx.count(op.x, [_scalar(op, ctx, "axis", -1)]))]
+    return [ctx.r(op.x), _index_range(ctx.count(op.x, [scalar_param(op, ctx, "axis", -1)]))]
 
 
 @transfer("non_zero")
@@ -128,7 +128,7 @@ def _non_zero(op, ctx):
 @transfer("cast")
 def _cast(op, ctx):
     x = ctx.r(op.x)
-    dtype = str(_pv(op, ctx, "dtype", "fp32"))
+    dtype = str(param_value(op, ctx, "dtype", "fp32"))
     if dtype == "bool":
         return Interval(0.0, 1.0)
     if dtype.startswith(("int", "uint")):
@@ -196,7 +196,7 @@ def _update_state(op, ctx):
 @transfer("quantize")
 def _quantize(op, ctx):
     """round(x / scale) + zero_point, saturated to the integer output type."""
-    dtype = str(_pv(op, ctx, "output_dtype", "int8"))
+    dtype = str(param_value(op, ctx, "output_dtype", "int8"))
     info = np.iinfo(dtype) if dtype.startswith(("int", "uint")) else np.iinfo(np.int8)
     return Interval(float(info.min), float(info.max))
 

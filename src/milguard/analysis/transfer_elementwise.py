@@ -1,15 +1,16 @@
-"""Transfer functions of elementwise arithmetic and activations, and the relational bound of
-the normalised value d / sqrt(mean(d²) + eps) that plain interval arithmetic misses."""
+"""Transfer functions of elementwise arithmetic and activations; products and quotients that
+normalise (d / sqrt(mean(d²) + eps)) get the relational bound of :mod:`.normalized`."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
-from ..mil import const_value, dtype_name
 from . import relational
 from .interval import INF, Interval, hull_all, safe_exp
-from .transfer import TRANSFER, _axes, _p, _pv, _scalar, transfer
+from .normalized import norm_count
+from .transfer_registry import TRANSFER, param, scalar_param, transfer
 
 
 # ---- elementwise arithmetic --------------------------------------------------------------------
@@ -41,56 +42,11 @@ def _real_div(op, ctx):
 
 # ---- a relational bound: d / sqrt(mean(d²) + eps) ---------------------------------------------
 
-def _squared(var):
-    """d when ``var`` is d², as pow(d, 2), square(d) or mul(d, d); else None."""
-    op = getattr(var, "op", None)
-    if op is None:
-        return None
-    if op.op_type == "square" or (op.op_type == "mul" and op.x is op.y):
-        return op.x
-    if op.op_type == "pow":
-        p = const_value(op.y)
-        if p is not None and np.all(np.asarray(p) == 2.0):
-            return op.x
-    return None
-
-
-def _norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
-    """n/(1-θ) when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps``
-    with a constant eps >= 6e-8 (θ: how far the computed mean may fall short), else None."""
-    op = getattr(s, "op", None)
-    if op is None or op.op_type not in forms:
-        return None
-    if op.op_type == "pow":
-        p = const_value(op.y)
-        if p is None or not np.all(np.asarray(p) == -0.5):
-            return None
-    if op.op_type == "rsqrt":
-        e = ctx.val(_p(op, "epsilon"))
-        if e is not None and np.any(np.asarray(e) < 0):
-            return None
-    add = getattr(op.x, "op", None)
-    if add is None or add.op_type != "add":
-        return None
-    for m, eps in ((add.x, add.y), (add.y, add.x)):
-        e = ctx.val(eps)
-        mean = getattr(m, "op", None)
-        if e is None or mean is None or mean.op_type != "reduce_mean" or np.any(np.asarray(e) < 6e-8):
-            continue
-        if not bool(_pv(mean, ctx, "keep_dims", False)) or _squared(mean.x) is not d:
-            continue
-        n = ctx.count(mean.x, _axes(mean, ctx))
-        # the computed mean may fall short of the exact one by its accumulation error θ
-        theta = (n - 1) * ctx.u(mean) + (2.0 ** -10 if dtype_name(mean.outputs[0]) == "fp16" else 2.0 ** -22)
-        return n / (1.0 - theta) if theta < 0.5 else None
-    return None
-
-
 def _normalized(plain: Interval, d, s, forms: tuple[str, ...], ctx) -> Interval:
     """|d_i| / sqrt(mean(d²) + eps) <= sqrt(n) (Cauchy-Schwarz: d_i² <= Σ d²), for RMSNorm
     (d = x) and LayerNorm (d = x - mean) alike; eps >= 6e-8 keeps the bound when d² rounds to 0
     in fp16, and an overflowed mean gives 0, inside the bound. 1% slack covers rounding."""
-    n = _norm_count(d, s, forms, ctx)
+    n = norm_count(d, s, forms, ctx)
     if n is None or not math.isfinite(n):
         return plain
     k = math.sqrt(n) * 1.01          # n already carries the shortfall of the computed mean
@@ -141,7 +97,7 @@ def _abs(op, ctx):
 
 
 def _eps(op, ctx) -> Interval:
-    e = _p(op, "epsilon")
+    e = param(op, "epsilon")
     return Interval.point(0.0) if e is None else ctx.r(e)
 
 
@@ -256,7 +212,7 @@ def _silu(op, ctx):
 
 @transfer("clip")
 def _clip(op, ctx):
-    return ctx.r(op.x).clip(_scalar(op, ctx, "alpha", -INF), _scalar(op, ctx, "beta", INF))
+    return ctx.r(op.x).clip(scalar_param(op, ctx, "alpha", -INF), scalar_param(op, ctx, "beta", INF))
 
 
 @transfer("threshold")
@@ -285,7 +241,7 @@ def _linear_activation(op, ctx):
 
 @transfer("clamped_relu")
 def _clamped_relu(op, ctx):
-    beta = _scalar(op, ctx, "beta", INF)
+    beta = scalar_param(op, ctx, "beta", INF)
     return _leaky(op, ctx).clip(-INF, beta)
 
 

@@ -6,7 +6,9 @@ import math
 import numpy as np
 
 from .interval import INF, Interval, hull_all, safe_exp
-from .transfer import FP16_LIMIT, FP16_UNIT, _acc, _axes, _composite, _p, _pv, _scalar, transfer
+from .transfer_registry import (
+    FP16_LIMIT, FP16_UNIT, accumulated, composite_slack, const_axes, param, param_value, scalar_param, transfer,
+)
 
 
 # ---- reductions --------------------------------------------------------------------------------
@@ -14,22 +16,22 @@ from .transfer import FP16_LIMIT, FP16_UNIT, _acc, _axes, _composite, _p, _pv, _
 
 @transfer("reduce_sum")
 def _reduce_sum(op, ctx):
-    x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
+    x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
     if n == 0:
         return Interval.point(0.0)
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
+    return accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_mean")
 def _reduce_mean(op, ctx):
-    x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
+    x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
     if n == 0:
         return Interval.nan_only()
     if not x.is_finite or not math.isfinite(n):
         return x.with_nan(x.lo == -INF and x.hi == INF)
     # the executor sums, then divides: the fp32 sum may overflow even when the mean would fit
     big = float(np.finfo(np.float32).max)
-    out = _acc(x, n, x.maxabs, ctx.u(op), x, partial=n * x.maxabs)
+    out = accumulated(x, n, x.maxabs, ctx.u(op), x, partial=n * x.maxabs)
     if n * x.hi > big:
         out = out.hull(Interval.point(INF))
     if n * x.lo < -big:
@@ -44,7 +46,7 @@ def _reduce_max(op, ctx):
 
 @transfer("reduce_prod")
 def _reduce_prod(op, ctx):
-    x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
+    x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
     if not math.isfinite(n):
         return Interval.top()
     if x.lo >= 0:
@@ -68,48 +70,48 @@ def _squares(x: Interval, op, ctx) -> Interval:
 
 @transfer("reduce_sum_square")
 def _reduce_sum_square(op, ctx):
-    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
+    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, const_axes(op, ctx))
+    return accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_l1_norm")
 def _reduce_l1(op, ctx):
-    x, n = ctx.r(op.x).abs(), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
+    x, n = ctx.r(op.x).abs(), ctx.count(op.x, const_axes(op, ctx))
+    return accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
 
 
 @transfer("reduce_l2_norm")
 def _reduce_l2(op, ctx):
-    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, _axes(op, ctx))
-    return _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x).monotone(math.sqrt, True, (0.0, INF))
+    x, n = _squares(ctx.r(op.x), op, ctx), ctx.count(op.x, const_axes(op, ctx))
+    return accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x).monotone(math.sqrt, True, (0.0, INF))
 
 
 @transfer("reduce_log_sum")
 def _reduce_log_sum(op, ctx):
-    x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
-    s = _acc(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
+    x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
+    s = accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
     return s.monotone(lambda v: math.log(v) if v > 0 else -INF, True, (0.0, INF))
 
 
 @transfer("reduce_log_sum_exp")
 def _reduce_lse(op, ctx):
     """max(x) <= log Σ e^x <= max(x) + log n (computed stably, with the max subtracted)."""
-    x, n = ctx.r(op.x), ctx.count(op.x, _axes(op, ctx))
+    x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
     if x.is_empty:
         return x
     nan = x.may_nan or x.hi == INF or x.lo == -INF
-    return Interval(x.lo, x.hi + math.log(max(n, 1.0)), nan).widen(_composite(op, ctx, 2.0 ** -20))
+    return Interval(x.lo, x.hi + math.log(max(n, 1.0)), nan).widen(composite_slack(op, ctx, 2.0 ** -20))
 
 
 @transfer("cumsum")
 def _cumsum(op, ctx):
-    x, n = ctx.r(op.x), ctx.count(op.x, [int(_scalar(op, ctx, "axis", 0))])
+    x, n = ctx.r(op.x), ctx.count(op.x, [int(scalar_param(op, ctx, "axis", 0))])
     if x.is_empty:
         return x
     out = x.hull(x.scale(n))
-    if bool(_pv(op, ctx, "exclusive", False)):
+    if bool(param_value(op, ctx, "exclusive", False)):
         out = out.hull(Interval.point(0.0))
-    return _acc(out, n, n * x.maxabs, ctx.u(op))
+    return accumulated(out, n, n * x.maxabs, ctx.u(op))
 
 
 # ---- normalisation and softmax -----------------------------------------------------------------
@@ -122,7 +124,7 @@ def _softmax(op, ctx):
     row (a fully masked row: -inf - (-inf)).
     """
     x = ctx.r(op.x)
-    n = ctx.count(op.x, [int(_scalar(op, ctx, "axis", -1))])
+    n = ctx.count(op.x, [int(scalar_param(op, ctx, "axis", -1))])
     nan = x.may_nan or x.has_inf
     if x.is_empty:
         return x
@@ -133,7 +135,7 @@ def _softmax(op, ctx):
     lo = 1.0 / (1.0 + big) if math.isfinite(big) else 0.0
     small = (n - 1.0) * safe_exp(-w)
     hi = 1.0 / (1.0 + small)
-    return Interval(lo, hi, nan).widen(_composite(op, ctx, 2.0 ** -20))
+    return Interval(lo, hi, nan).widen(composite_slack(op, ctx, 2.0 ** -20))
 
 
 def _affine_tail(core: Interval, gamma: Interval | None, beta: Interval | None) -> Interval:
@@ -164,7 +166,7 @@ def _norm_core(x: Interval, n: float, op=None, ctx=None) -> Interval:
 
 
 def _opt(op, ctx, name):
-    v = _p(op, name)
+    v = param(op, name)
     return None if v is None else ctx.r(v)
 
 
@@ -182,9 +184,9 @@ def _elementwise_affine(core: Interval, gamma, beta, ctx) -> Interval:
 @transfer("layer_norm")
 def _layer_norm(op, ctx):
     x = ctx.r(op.x)
-    n = ctx.count(op.x, _axes(op, ctx))
+    n = ctx.count(op.x, const_axes(op, ctx))
     core = _norm_core(x, n, op, ctx)
-    return _tail_rounding(_elementwise_affine(core, _p(op, "gamma"), _p(op, "beta"), ctx),
+    return _tail_rounding(_elementwise_affine(core, param(op, "gamma"), param(op, "beta"), ctx),
                           core, _opt(op, ctx, "gamma"), op, ctx)
 
 
@@ -209,14 +211,14 @@ def _tail_rounding(out: Interval, core: Interval, gamma: Interval | None, op, ct
 @transfer("l2_norm")
 def _l2_norm(op, ctx):
     x = ctx.r(op.x)
-    return Interval(-1.0, 1.0, x.may_nan or x.has_inf).widen(_composite(op, ctx, 2.0 ** -16))
+    return Interval(-1.0, 1.0, x.may_nan or x.has_inf).widen(composite_slack(op, ctx, 2.0 ** -16))
 
 
 @transfer("batch_norm")
 def _batch_norm(op, ctx):
     """Per channel: x·s + t with s = gamma/sqrt(var + eps), t = beta - mean·s (constants)."""
     x = ctx.r(op.x)
-    stats = [ctx.val(_p(op, k)) for k in ("mean", "variance", "gamma", "beta", "epsilon")]
+    stats = [ctx.val(param(op, k)) for k in ("mean", "variance", "gamma", "beta", "epsilon")]
     mean, var = stats[0], stats[1]
     if mean is None or var is None:
         return Interval.top()
@@ -231,27 +233,27 @@ def _batch_norm(op, ctx):
         return Interval.top()
     return hull_all(x * Interval.point(si) + Interval.point(ti)
                     for si, ti in zip(np.atleast_1d(s).reshape(-1), np.atleast_1d(t).reshape(-1))
-                    ).widen(_composite(op, ctx, 2.0 ** -20))
+                    ).widen(composite_slack(op, ctx, 2.0 ** -20))
 
 
 @transfer("local_response_norm")
 def _lrn(op, ctx):
     """x / (k + alpha/size · Σ x²)^beta: for k > 0, alpha >= 0, beta >= 0, |y| <= |x| / k^beta."""
     x = ctx.r(op.x)
-    k, alpha, beta = (_scalar(op, ctx, n, d) for n, d in (("k", 1.0), ("alpha", 1e-4), ("beta", 0.75)))
+    k, alpha, beta = (scalar_param(op, ctx, n, d) for n, d in (("k", 1.0), ("alpha", 1e-4), ("beta", 0.75)))
     if k <= 0 or alpha < 0 or beta < 0:
         return Interval.top()
     m = x.maxabs / k ** beta
-    return Interval(-m, m, x.may_nan or x.has_inf).widen(_composite(op, ctx, 2.0 ** -16))
+    return Interval(-m, m, x.may_nan or x.has_inf).widen(composite_slack(op, ctx, 2.0 ** -16))
 
 
 @transfer("l2_pool")
 def _l2_pool(op, ctx):
     """sqrt(Σ x²) over a window of prod(kernel_sizes) elements."""
     x = ctx.r(op.x)
-    n = float(np.prod(np.asarray(_pv(op, ctx, "kernel_sizes", [1]))))
+    n = float(np.prod(np.asarray(param_value(op, ctx, "kernel_sizes", [1]))))
     sq = _squares(x, op, ctx)
-    return _acc(Interval(0.0, sq.hi).scale(n), n, n * sq.maxabs, ctx.u(op)).monotone(
+    return accumulated(Interval(0.0, sq.hi).scale(n), n, n * sq.maxabs, ctx.u(op)).monotone(
         math.sqrt, True, (0.0, INF))
 
 
