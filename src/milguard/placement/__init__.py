@@ -12,12 +12,12 @@ from . import annotate_pass as _annotate_pass  # noqa: F401  (registers milguard
 from .cost import CostModel
 from .persist import METADATA_KEY, annotations, attach
 from .predict import Placement, predict
-from .rules import RULES, Rule
+from .rules import RULES, PlacementRule
 from .segments import PlacementSummary, Segment, summarize
 from .target import CHIPS, COMPUTE_UNITS, Chip, PlacementOptions
 
 __all__ = [
     "CHIPS", "COMPUTE_UNITS", "Chip", "CostModel", "METADATA_KEY", "Placement",
-    "PlacementOptions", "PlacementSummary", "RULES", "Rule", "Segment", "annotations", "attach",
-    "predict", "summarize",
+    "PlacementOptions", "PlacementRule", "PlacementSummary", "RULES", "Segment", "annotations",
+    "attach", "predict", "summarize",
 ]

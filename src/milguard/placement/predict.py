@@ -30,7 +30,7 @@ from milguard.errors import MilguardError
 from milguard.mil import Block, Function, Operation, Program, load
 
 from .facts import OpFacts, is_unplaced, op_facts
-from .rules import RULES_BY_ID, Rule, first_rule
+from .rules import RULES_BY_ID, PlacementRule, first_rule
 from .target import Chip, PlacementOptions, Target, make_target
 
 DEVICES = ("ane", "gpu", "cpu")
@@ -75,7 +75,7 @@ def predict(function: Any, *, compute_units: Any = "ALL", chip: str | Chip = "M1
     """{op name: Placement} for every non-const op of ``function`` ("main" of a program/model)."""
     fn = as_function(function)
     target = make_target(compute_units, chip, options)
-    rows: list[tuple[OpFacts, Rule]] = []
+    rows: list[tuple[OpFacts, PlacementRule]] = []
     inherited: dict[str, str] = {}                      # nested op name -> parent op name
     for op, parent in placed_ops(fn):
         if parent is None:
@@ -100,7 +100,7 @@ def _ane(target: Target) -> str:
     return "gpu" if target.compute_units == "CPU_AND_GPU" else "ane"
 
 
-def _assign_devices(rows: list[tuple[OpFacts, Rule]], target: Target) -> list[str]:
+def _assign_devices(rows: list[tuple[OpFacts, PlacementRule]], target: Target) -> list[str]:
     units = target.compute_units
     fixed = {"ane": _ane(target), "cpu": "cpu"}
     off_ane = {"CPU_AND_NE": "cpu", "CPU_AND_GPU": "gpu", "CPU_ONLY": "cpu"}.get(units)
@@ -118,8 +118,8 @@ def _assign_devices(rows: list[tuple[OpFacts, Rule]], target: Target) -> list[st
     return devices
 
 
-def _size_floor(rows: list[tuple[OpFacts, Rule]], devices: list[str],
-                target: Target) -> Rule | None:
+def _size_floor(rows: list[tuple[OpFacts, PlacementRule]], devices: list[str],
+                target: Target) -> PlacementRule | None:
     eligible = [i for i, (_, rule) in enumerate(rows) if rule.verdict == "ane"]
     work = sum(rows[i][0].flops for i in eligible)
     if target.compute_units not in ("ALL", "CPU_AND_NE") or not eligible \
@@ -130,8 +130,8 @@ def _size_floor(rows: list[tuple[OpFacts, Rule]], devices: list[str],
     return RULES_BY_ID["S1.size_floor"]
 
 
-def _demote_small_ane_segments(rows: list[tuple[OpFacts, Rule]], devices: list[str],
-                               target: Target) -> Rule:
+def _demote_small_ane_segments(rows: list[tuple[OpFacts, PlacementRule]], devices: list[str],
+                               target: Target) -> PlacementRule:
     floor = target.options.min_ane_segment_flops
     for start, stop in _runs([d == "ane" for d in devices]):
         if sum(rows[i][0].flops for i in range(start, stop)) >= floor:

@@ -89,11 +89,16 @@ ANE_ELIGIBLE = frozenset({
 
 
 @dataclass(frozen=True)
-class Rule:
+class PlacementRule:
+    """One row of the placement table: an op the predicate holds for gets the verdict.
+
+    Region rules (``REGION_RULES``) have no per-op predicate (``applies is None``): ``predict``
+    applies them to whole functions and runs of ops."""
+
     id: str
-    verdict: str          # "ane" | "cpu" | "off_ane" | "none"
-    certainty: str        # "H" | "M" | "L"
-    applies: Predicate    # (OpFacts, Target) -> bool
+    verdict: str                  # "ane" | "cpu" | "off_ane" | "none"
+    certainty: str                # "H" | "M" | "L"
+    applies: Predicate | None     # (OpFacts, Target) -> bool; None for a region rule
     description: str
     source: str
 
@@ -186,129 +191,125 @@ def _small_sdpa(f: OpFacts, t: Target) -> bool:
 
 
 # --------------------------------------------------------------------------- the table
-# Rule(id, verdict, certainty, predicate, description, source), evaluated top to bottom.
-RULES: tuple[Rule, ...] = (
-    Rule("O19.const", "none", "H", lambda f, t: is_unplaced(f.op),
-         "const and constexpr_* ops are folded at compile time and get no device",
-         "0seba/VoxCPMANE#15 (preferred=unreported); coremltools compute_plan.py; "
-         "pytorch/executorch#19252"),
-    Rule("units.cpu_only", "cpu", "H", lambda f, t: t.compute_units == "CPU_ONLY",
-         "compute units CPU_ONLY: everything runs on the CPU",
-         "Apple MLComputeUnits documentation"),
-    Rule("O5.control_flow", "cpu", "H", _types(CONTROL_FLOW),
-         "control flow and list ops (cond, while_loop, list_*) run on the CPU",
-         "smpanaro/more-ane-transformers NOTES (Apr 16 2023); ANEForge _op_catalog.py"),
-    Rule("O1.recurrent", "off_ane", "H", _types(RECURRENT),
-         "lstm, gru and rnn never run on the Neural Engine",
-         "apple/coremltools#1780 (Apple), #337; ANEForge catalogue"),
-    Rule("O3.gather", "off_ane", "H", _gather,
-         "gathers (embedding lookups, index-driven) are placed off the Neural Engine",
-         "apple/ml-ane-transformers README (DistilBERT); apple/coremltools#1103; "
-         "smpanaro gather_ops_ane.py; pytorch/executorch#19252"),
-    Rule("O4.topk", "off_ane", "M", _types(SORTS),
-         "topk and argsort run off the Neural Engine in Core ML practice",
-         "roboflow/rf-detr#1495; apple/coreai-torch#66; ANEForge catalogue"),
-    Rule("O6.band_part", "off_ane", "M", _types(frozenset({"band_part"})),
-         "band_part (causal-mask builder) is walled on the Neural Engine",
-         "smpanaro NOTES (Apr 4 2023); ANEForge catalogue"),
-    Rule("O8.walled", "off_ane", "M", _types(WALLED),
-         "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, logical "
-         "and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
-         "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)"),
-    Rule("S2.dynamic_shape", "cpu", "H", lambda f, t: f.dynamic,
-         "a symbolic (flexible or data-dependent) dimension keeps the op off the Neural Engine",
-         "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370"),
-    Rule("O7.dynamic_offset", "cpu", "M", _dynamic_offset,
-         "a runtime slice offset, reshape shape, tile reps, pad or permutation moves the op to "
-         "the CPU",
-         "smpanaro NOTES (Oct 25 2023)"),
-    Rule("D7.integer", "cpu", "M", _integer_work,
-         "integer tensor work (index arithmetic, casts to int32) is CPU work",
-         "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15"),
-    Rule("R3.rank", "cpu", "H", lambda f, t: f.max_rank > 5,
-         "tensors of rank 6 or more are refused by the Neural Engine",
-         "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py"),
-    Rule("O9.pow_exponent", "off_ane", "M", lambda f, t: f.op_type == "pow" and not f.const("y"),
-         "pow is native only with a constant exponent",
-         "ANEForge catalogue (pow_const); inferred for a non-constant exponent"),
-    Rule("O8.trig_chip", "off_ane", "M",
-         lambda f, t: f.op_type in ("sin", "cos") and not t.chip.trig,
-         "sin and cos need an A15-class Neural Engine (M3 family) or newer",
-         "ANEForge _op_catalog.py"),
-    Rule("O16.texture_chip", "off_ane", "M",
-         lambda f, t: f.op_type in TEXTURE and not t.chip.texture,
-         "resize, upsample, crop_resize, affine and resample need an A14-class Neural Engine "
-         "(M2 family) or newer",
-         "ANEForge catalogue; hollance/neural-engine#2"),
-    Rule("O12.argmin_chip", "off_ane", "M",
-         lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin,
-         "reduce_argmin is walled on A14-class and older Neural Engines",
-         "ANEForge catalogue; ane-guide ch.17"),
-    Rule("A3.reflect_pad_chip", "off_ane", "M", _reflect_pad,
-         "reflect and symmetric pad are walled on A13-class Neural Engines",
-         "ANEForge catalogue"),
-    Rule("O17.io_cast", "ane", "M", _io_cast,
-         "an fp16<->fp32 cast whose fp32 side is a model input or output runs with the fp16 work "
-         "next to it",
-         "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural Engine), #436 (4x4: all "
-         "on the CPU, size floor)"),
-    Rule("O17.cast_boundary", "off_ane", "M", _precision_cast,
-         "an fp16<->fp32 cast inside the program marks a precision boundary and runs with its "
-         "fp32 side",
-         "pytorch/executorch#19252 (casts on the CPU); smpanaro NOTES (CPU f32<->f16 conversion "
-         "between ANE chunks)"),
-    Rule("D1.fp32", "off_ane", "H", lambda f, t: f.fp32 and not t.options.assume_fp16,
-         "an fp32-typed op never runs on the Neural Engine",
-         "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437"),
-    Rule("R1.dims", "off_ane", "H", _dims_exceeded,
-         "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is rejected "
-         "by the Neural Engine compiler",
-         "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md"),
-    Rule("R2.transpose_extent", "off_ane", "H", _transpose_extent,
-         "a transpose with an extent above 16384 (65536 on A16+) is rejected",
-         "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)"),
-    Rule("O14.conv_kernel", "off_ane", "M", _conv_kernel,
-         "conv with a kernel wider than 13 (fp16) or a non-constant weight",
-         "ane-guide ch.17; ANEForge catalogue"),
-    Rule("O15.sdpa_small", "cpu", "M", _small_sdpa,
-         "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
-         "vx-lang/Vx#437"),
-    Rule("A3.eligible", "ane", "M", _types(ANE_ELIGIBLE),
-         "an fp16 op of a Neural Engine op type within all limits",
-         "ANEForge _op_catalog.py; apple/ml-ane-transformers reference/*.py; coremltools "
-         "docs-guides"),
-    Rule("A3.unlisted", "off_ane", "L", lambda f, t: True,
-         "an op type with no evidence of Neural Engine support (custom ops included)",
-         "apple/coremltools#1278; hollance unsupported-layers.md"),
+# PlacementRule(id, verdict, certainty, predicate, description, source), evaluated top to bottom.
+RULES: tuple[PlacementRule, ...] = (
+    PlacementRule("O19.const", "none", "H", lambda f, t: is_unplaced(f.op),
+                  "const and constexpr_* ops are folded at compile time and get no device",
+                  "0seba/VoxCPMANE#15 (preferred=unreported); coremltools compute_plan.py; "
+                  "pytorch/executorch#19252"),
+    PlacementRule("units.cpu_only", "cpu", "H", lambda f, t: t.compute_units == "CPU_ONLY",
+                  "compute units CPU_ONLY: everything runs on the CPU",
+                  "Apple MLComputeUnits documentation"),
+    PlacementRule("O5.control_flow", "cpu", "H", _types(CONTROL_FLOW),
+                  "control flow and list ops (cond, while_loop, list_*) run on the CPU",
+                  "smpanaro/more-ane-transformers NOTES (Apr 16 2023); ANEForge _op_catalog.py"),
+    PlacementRule("O1.recurrent", "off_ane", "H", _types(RECURRENT),
+                  "lstm, gru and rnn never run on the Neural Engine",
+                  "apple/coremltools#1780 (Apple), #337; ANEForge catalogue"),
+    PlacementRule("O3.gather", "off_ane", "H", _gather,
+                  "gathers (embedding lookups, index-driven) are placed off the Neural Engine",
+                  "apple/ml-ane-transformers README (DistilBERT); apple/coremltools#1103; "
+                  "smpanaro gather_ops_ane.py; pytorch/executorch#19252"),
+    PlacementRule("O4.topk", "off_ane", "M", _types(SORTS),
+                  "topk and argsort run off the Neural Engine in Core ML practice",
+                  "roboflow/rf-detr#1495; apple/coreai-torch#66; ANEForge catalogue"),
+    PlacementRule("O6.band_part", "off_ane", "M", _types(frozenset({"band_part"})),
+                  "band_part (causal-mask builder) is walled on the Neural Engine",
+                  "smpanaro NOTES (Apr 4 2023); ANEForge catalogue"),
+    PlacementRule("O8.walled", "off_ane", "M", _types(WALLED),
+                  "op types the Neural Engine compiler rejects (scatter, one_hot, non_zero, mod, logical "
+                  "and/or/xor, reduce_prod, shape, random, range_1d, cumsum, rare trig, ...)",
+                  "ANEForge _op_catalog.py; smpanaro NOTES (Apr 15 2023)"),
+    PlacementRule("S2.dynamic_shape", "cpu", "H", lambda f, t: f.dynamic,
+                  "a symbolic (flexible or data-dependent) dimension keeps the op off the Neural Engine",
+                  "coremltools flexible-inputs.md, faqs.md; apple/coremltools#2370"),
+    PlacementRule("O7.dynamic_offset", "cpu", "M", _dynamic_offset,
+                  "a runtime slice offset, reshape shape, tile reps, pad or permutation moves the op to "
+                  "the CPU",
+                  "smpanaro NOTES (Oct 25 2023)"),
+    PlacementRule("D7.integer", "cpu", "M", _integer_work,
+                  "integer tensor work (index arithmetic, casts to int32) is CPU work",
+                  "ANEForge _op_catalog.py and Capabilities; 0seba/VoxCPMANE#15"),
+    PlacementRule("R3.rank", "cpu", "H", lambda f, t: f.max_rank > 5,
+                  "tensors of rank 6 or more are refused by the Neural Engine",
+                  "apple/coremltools#2536; microsoft/onnxruntime#14212; aneforge graph.py"),
+    PlacementRule("O9.pow_exponent", "off_ane", "M", lambda f, t: f.op_type == "pow" and not f.const("y"),
+                  "pow is native only with a constant exponent",
+                  "ANEForge catalogue (pow_const); inferred for a non-constant exponent"),
+    PlacementRule("O8.trig_chip", "off_ane", "M",
+                  lambda f, t: f.op_type in ("sin", "cos") and not t.chip.trig,
+                  "sin and cos need an A15-class Neural Engine (M3 family) or newer",
+                  "ANEForge _op_catalog.py"),
+    PlacementRule("O16.texture_chip", "off_ane", "M",
+                  lambda f, t: f.op_type in TEXTURE and not t.chip.texture,
+                  "resize, upsample, crop_resize, affine and resample need an A14-class Neural Engine "
+                  "(M2 family) or newer",
+                  "ANEForge catalogue; hollance/neural-engine#2"),
+    PlacementRule("O12.argmin_chip", "off_ane", "M",
+                  lambda f, t: f.op_type == "reduce_argmin" and not t.chip.argmin,
+                  "reduce_argmin is walled on A14-class and older Neural Engines",
+                  "ANEForge catalogue; ane-guide ch.17"),
+    PlacementRule("A3.reflect_pad_chip", "off_ane", "M", _reflect_pad,
+                  "reflect and symmetric pad are walled on A13-class Neural Engines",
+                  "ANEForge catalogue"),
+    PlacementRule("O17.io_cast", "ane", "M", _io_cast,
+                  "an fp16<->fp32 cast whose fp32 side is a model input or output runs with the fp16 work "
+                  "next to it",
+                  "vx-lang/Vx#435 (512x512 fp16 matmul: all casts on the Neural Engine), #436 (4x4: all "
+                  "on the CPU, size floor)"),
+    PlacementRule("O17.cast_boundary", "off_ane", "M", _precision_cast,
+                  "an fp16<->fp32 cast inside the program marks a precision boundary and runs with its "
+                  "fp32 side",
+                  "pytorch/executorch#19252 (casts on the CPU); smpanaro NOTES (CPU f32<->f16 conversion "
+                  "between ANE chunks)"),
+    PlacementRule("D1.fp32", "off_ane", "H", lambda f, t: f.fp32 and not t.options.assume_fp16,
+                  "an fp32-typed op never runs on the Neural Engine",
+                  "coremltools docs-guides typed-execution.md; vx-lang/Vx#435, #437"),
+    PlacementRule("R1.dims", "off_ane", "H", _dims_exceeded,
+                  "a dimension beyond N,C <= 65536 and D,H,W <= 16384 (65536 spatial on A16+) is rejected "
+                  "by the Neural Engine compiler",
+                  "pytorch/executorch#7907; ane-guide ch.17; Anemll agent.md"),
+    PlacementRule("R2.transpose_extent", "off_ane", "H", _transpose_extent,
+                  "a transpose with an extent above 16384 (65536 on A16+) is rejected",
+                  "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)"),
+    PlacementRule("O14.conv_kernel", "off_ane", "M", _conv_kernel,
+                  "conv with a kernel wider than 13 (fp16) or a non-constant weight",
+                  "ane-guide ch.17; ANEForge catalogue"),
+    PlacementRule("O15.sdpa_small", "cpu", "M", _small_sdpa,
+                  "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
+                  "vx-lang/Vx#437"),
+    PlacementRule("A3.eligible", "ane", "M", _types(ANE_ELIGIBLE),
+                  "an fp16 op of a Neural Engine op type within all limits",
+                  "ANEForge _op_catalog.py; apple/ml-ane-transformers reference/*.py; coremltools "
+                  "docs-guides"),
+    PlacementRule("A3.unlisted", "off_ane", "L", lambda f, t: True,
+                  "an op type with no evidence of Neural Engine support (custom ops included)",
+                  "apple/coremltools#1278; hollance unsupported-layers.md"),
 )
-
-
-def _region(f: OpFacts, t: Target) -> bool:
-    return False                       # region rules are applied by predict, not per op
 
 
 # Rules applied by ``predict`` after the table, on whole functions and runs of ops, in this order.
-REGION_RULES: tuple[Rule, ...] = (
-    Rule("P2.gpu_region", "off_ane", "M", _region,
-         "under ALL a large run of non-ANE ops goes to the GPU, a small one to the CPU (each op "
-         "keeps the table rule that took it off the Neural Engine)",
-         "hollance/neural-engine unsupported-layers.md (ANE -> GPU once, ANE <-> CPU often)"),
-    Rule("S1.size_floor", "cpu", "M", _region,
-         "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs on the CPU: "
-         "small models are CPU-placed even when every op is eligible",
-         "vx-lang/Vx#435, #436 (single fp16 matmul: CPU at 384^3, 1.1e8 FLOPs; ANE at 512^3, "
-         "2.7e8); ask-meridian.uk (2 layers x 128 wide: 0% ANE; 6 x 384: 100%); "
-         "aosama/astronomical#540"),
-    Rule("P4.small_segment", "cpu", "L", _region,
-         "an ANE segment with less work than the floor (4e6 FLOPs) moves to its neighbour's "
-         "device",
-         "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; ask-meridian.uk"),
+REGION_RULES: tuple[PlacementRule, ...] = (
+    PlacementRule("P2.gpu_region", "off_ane", "M", None,
+                  "under ALL a large run of non-ANE ops goes to the GPU, a small one to the CPU (each op "
+                  "keeps the table rule that took it off the Neural Engine)",
+                  "hollance/neural-engine unsupported-layers.md (ANE -> GPU once, ANE <-> CPU often)"),
+    PlacementRule("S1.size_floor", "cpu", "M", None,
+                  "a function whose Neural Engine work is below the floor (2e8 FLOPs) runs on the CPU: "
+                  "small models are CPU-placed even when every op is eligible",
+                  "vx-lang/Vx#435, #436 (single fp16 matmul: CPU at 384^3, 1.1e8 FLOPs; ANE at 512^3, "
+                  "2.7e8); ask-meridian.uk (2 layers x 128 wide: 0% ANE; 6 x 384: 100%); "
+                  "aosama/astronomical#540"),
+    PlacementRule("P4.small_segment", "cpu", "L", None,
+                  "an ANE segment with less work than the floor (4e6 FLOPs) moves to its neighbour's "
+                  "device",
+                  "smpanaro NOTES (Apr 4 2023); vx-lang/Vx#435; ask-meridian.uk"),
 )
 
-RULES_BY_ID: dict[str, Rule] = {r.id: r for r in (*RULES, *REGION_RULES)}
+RULES_BY_ID: dict[str, PlacementRule] = {r.id: r for r in (*RULES, *REGION_RULES)}
 
 
-def first_rule(facts: OpFacts, target: Target) -> Rule:
+def first_rule(facts: OpFacts, target: Target) -> PlacementRule:
     """The first rule of ``RULES`` whose predicate holds (``A3.unlisted`` always does)."""
     return next(r for r in RULES if r.applies(facts, target))
 
