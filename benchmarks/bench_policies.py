@@ -300,7 +300,8 @@ def markdown(result: dict) -> str:
 
 def minilm_ranges_markdown() -> list[str]:
     """The committed real-activation measurement of MiniLM, against the fp16 square limit."""
-    from milguard.zoo import FP16_SQUARE_LIMIT, minilm
+    from milguard.fp16 import SQUARE_LIMIT as FP16_SQUARE_LIMIT
+    from milguard.zoo import minilm
 
     data = minilm.measured_ranges()
     lines = ["", "## MiniLM: real activation ranges (trained weights, fp32)", "",

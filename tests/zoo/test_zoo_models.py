@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from milguard.errors import MilguardError
-from milguard.zoo import EXAMPLE, FP16_MAX, FP16_SQUARE_LIMIT, MODELS, SCENARIOS, convert
+from milguard.fp16 import MAX as FP16_MAX, SQUARE_LIMIT as FP16_SQUARE_LIMIT
+from milguard.zoo import EXAMPLE, MODELS, SCENARIOS, convert
 from milguard.zoo.layers import GemmaRMSNorm, LayerNorm, LayerNorm2d, LlamaRMSNorm, T5LayerNorm
 
 NORMS = (GemmaRMSNorm, LayerNorm, LayerNorm2d, LlamaRMSNorm, T5LayerNorm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fp16
 from ..mil import const_value, dtype_name
 from .transfer_registry import const_axes, param, param_value
 
@@ -31,7 +32,8 @@ def squared_of(var):
 
 def norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
     """n/(1-θ) when ``s`` is rsqrt / pow(·, -0.5) / sqrt of ``mean(d², axes, keep_dims) + eps``
-    with a constant eps >= 6e-8 (θ: how far the computed mean may fall short), else None."""
+    with a constant eps >= fp16's smallest subnormal (θ: how far the computed mean may fall
+    short), else None."""
     op = getattr(s, "op", None)
     if op is None or op.op_type not in forms:
         return None
@@ -49,7 +51,9 @@ def norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
     for m, eps in ((add.x, add.y), (add.y, add.x)):
         e = ctx.val(eps)
         mean = getattr(m, "op", None)
-        if e is None or mean is None or mean.op_type != "reduce_mean" or np.any(np.asarray(e) < 6e-8):
+        if e is None or mean is None or mean.op_type != "reduce_mean":
+            continue
+        if np.any(np.asarray(e) < fp16.MIN_SUBNORMAL):
             continue
         if not bool(param_value(mean, ctx, "keep_dims", False)) or squared_of(mean.x) is not d:
             continue

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import fp16
 from ..mil import const_value, dtype_name
 from .interval import Interval
 from .normalized import norm_count
@@ -165,8 +166,8 @@ def _layer_norm(op, nc):
         return None
     gmax = 1.0 if g is None else float(np.abs(np.asarray(g, np.float64)).max())
     bn = 0.0 if b is None else float(np.linalg.norm(np.broadcast_to(np.asarray(b, np.float64), (n,))))
-    fp16 = nc.ctx.u(op) >= 2.0 ** -11
-    core = math.sqrt(n) * (1.05 if fp16 else 1.0 + 2.0 ** -12)
+    half = nc.ctx.u(op) >= fp16.UNIT_ROUNDOFF
+    core = math.sqrt(n) * (1.05 if half else 1.0 + 2.0 ** -12)
     return gmax * core + bn
 
 

@@ -41,6 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import fp16
 from ..mil import const_value, dtype_name, load
 from .interval import INF, Interval
 from .norms import NormContext, refine
@@ -51,8 +52,8 @@ log = logging.getLogger("milguard")
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 OP_SLACK_REL = 2.0 ** -20
 OP_SLACK_ABS = 1e-40
-UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11}
-FLOAT_MAX = {"fp16": 65504.0, "fp32": float(np.finfo(np.float32).max)}
+UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": fp16.UNIT_ROUNDOFF}
+FLOAT_MAX = {"fp16": fp16.MAX, "fp32": float(np.finfo(np.float32).max)}
 
 
 @dataclass

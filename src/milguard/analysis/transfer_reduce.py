@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 
+from .. import fp16
 from .interval import INF, Interval, hull_all, safe_exp
 from .transfer_registry import (
-    FP16_LIMIT, FP16_UNIT, accumulated, composite_slack, const_axes, param, param_value, scalar_param, transfer,
+    accumulated, composite_slack, const_axes, param, param_value, scalar_param, transfer,
 )
 
 
@@ -62,10 +63,10 @@ def _squares(x: Interval, op, ctx) -> Interval:
     sq = x.square()
     if sq.is_empty:
         return sq
-    fp16 = ctx.u(op) >= FP16_UNIT
-    if sq.lo < (6.2e-5 if fp16 else 1e-30):
+    half = ctx.u(op) >= fp16.UNIT_ROUNDOFF
+    if sq.lo < (fp16.MIN_NORMAL if half else 1e-30):
         sq = Interval(0.0, sq.hi, sq.may_nan)
-    return sq.widen(0.0, 6e-8) if fp16 else sq
+    return sq.widen(0.0, fp16.MIN_SUBNORMAL) if half else sq
 
 
 @transfer("reduce_sum_square")
@@ -151,14 +152,14 @@ def _norm_core(x: Interval, n: float, op=None, ctx=None) -> Interval:
     nan = x.may_nan or x.has_inf
     if not math.isfinite(n):
         return Interval(-INF, INF, nan)
-    fp16 = op is not None and ctx.u(op) >= FP16_UNIT
-    if fp16 and (x.hi - x.lo > FP16_LIMIT or n * x.maxabs > FP16_LIMIT):
+    half = op is not None and ctx.u(op) >= fp16.UNIT_ROUNDOFF
+    if half and (x.hi - x.lo > fp16.MAX or n * x.maxabs > fp16.MAX):
         nan = True
     k = math.sqrt(max(n - 1.0, 0.0))
-    if fp16:
+    if half:
         # the fp16 variance may fall short by θ (one rounding per block of 32 terms and a few
         # more steps); each later step rounds again: a generous 2^-5 covers them
-        theta = (math.ceil(n / 32) + 3) * FP16_UNIT
+        theta = (math.ceil(n / 32) + 3) * fp16.UNIT_ROUNDOFF
         if theta >= 0.5:
             return Interval(-INF, INF, nan)
         return Interval(-k, k, nan).widen((1.0 / math.sqrt(1.0 - theta)) * (1 + 2.0 ** -5) - 1.0, 1e-3)
@@ -202,7 +203,7 @@ def _instance_norm(op, ctx):
 def _tail_rounding(out: Interval, core: Interval, gamma: Interval | None, op, ctx) -> Interval:
     """Under fp16 accumulation core·gamma is rounded to fp16 before beta is added: an absolute
     error of 2^-11·|core·gamma| that beta may leave uncancelled."""
-    if ctx.u(op) < FP16_UNIT or out.is_empty:
+    if ctx.u(op) < fp16.UNIT_ROUNDOFF or out.is_empty:
         return out
     scaled = core if gamma is None else core * gamma
     return out.widen(2.0 ** -9, 2.0 ** -9 * scaled.maxabs) if scaled.is_finite else out

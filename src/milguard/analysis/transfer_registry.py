@@ -12,11 +12,10 @@ from typing import Callable
 
 import numpy as np
 
+from .. import fp16
 from .interval import Interval
 
 TransferFn = Callable[..., "Interval | list[Interval]"]
-FP16_UNIT = 2.0 ** -11
-FP16_LIMIT = 65504.0
 TRANSFER: dict[str, TransferFn] = {}
 
 
@@ -66,7 +65,7 @@ def accumulated(result: Interval, n: float, abs_sum: float, u: float, terms: Int
         elif math.isfinite(abs_sum):
             out = result.widen(0.0, (n - 1) * u * abs_sum)
     bound = abs_sum if partial is None else partial
-    if u >= FP16_UNIT and bound > FP16_LIMIT and not out.is_empty:
+    if u >= fp16.UNIT_ROUNDOFF and bound > fp16.MAX and not out.is_empty:
         pos, neg = side.hi > 0, side.lo < 0
         if pos:
             out = out.hull(Interval.point(math.inf))
@@ -79,7 +78,7 @@ def accumulated(result: Interval, n: float, abs_sum: float, u: float, terms: Int
 def composite_slack(op, ctx, fp32_rel: float) -> float:
     """Relative slack of an op with several internal steps: each step rounds to fp16 under
     fp16 accumulation (a few units of 2^-11), to fp32 otherwise."""
-    return 2.0 ** -8 if ctx.u(op) >= FP16_UNIT else fp32_rel
+    return 2.0 ** -8 if ctx.u(op) >= fp16.UNIT_ROUNDOFF else fp32_rel
 
 
 def const_axes(op, ctx):

@@ -20,7 +20,7 @@ import io
 import math
 from typing import Any, Mapping, Sequence
 
-from ..analysis.findings import FP16_MAX, FP16_MIN_NORMAL
+from .. import fp16
 
 PRECISION_COLOR = {"fp16": "#e8710a", "fp32": "#1a73e8"}
 DEVICE_COLOR = {"ane": "#188038", "gpu": "#9334e6", "cpu": "#80868b"}
@@ -89,13 +89,13 @@ def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
     ax.set_yscale("log")
     ax.set_ylim(y_lo, y_hi)
     ax.set_xlim(-0.8, n - 0.2)
-    ax.axhspan(FP16_MAX, y_hi, color="#f6aea9", alpha=0.35, zorder=1, lw=0)
-    ax.axhspan(y_lo, FP16_MIN_NORMAL, color="#dadce0", alpha=0.45, zorder=1, lw=0)
-    ax.axhline(FP16_MAX, color="#d93025", lw=1.4, zorder=1.5, gid="fp16-max")
-    ax.axhline(FP16_MIN_NORMAL, color="#5f6368", lw=1.0, ls="--", zorder=1.5, gid="fp16-min-normal")
+    ax.axhspan(fp16.MAX, y_hi, color="#f6aea9", alpha=0.35, zorder=1, lw=0)
+    ax.axhspan(y_lo, fp16.MIN_NORMAL, color="#dadce0", alpha=0.45, zorder=1, lw=0)
+    ax.axhline(fp16.MAX, color="#d93025", lw=1.4, zorder=1.5, gid="fp16-max")
+    ax.axhline(fp16.MIN_NORMAL, color="#5f6368", lw=1.0, ls="--", zorder=1.5, gid="fp16-min-normal")
     side = ax.get_yaxis_transform()
-    for y, text, color in ((top, "±inf", "#b3261e"), (FP16_MAX, "fp16 max\n65504", "#b3261e"),
-                           (FP16_MIN_NORMAL, "fp16 smallest\nnormal 6.1e-5", "#3c4043")):
+    for y, text, color in ((top, "±inf", "#b3261e"), (fp16.MAX, "fp16 max\n65504", "#b3261e"),
+                           (fp16.MIN_NORMAL, "fp16 smallest\nnormal 6.1e-5", "#3c4043")):
         ax.text(1.006, y, text, color=color, ha="left", va="center", fontsize=8.5, transform=side)
 
     last_label = -math.inf
@@ -107,7 +107,7 @@ def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
             mid = (min(xs) + max(xs)) / 2
             if mid - last_label >= n / LABEL_SLOTS:          # labels would overlap on long programs
                 last_label = mid
-                ax.text(mid, FP16_MIN_NORMAL * 2.5, f"{p['kind']}\n{p['precision']}", ha="center",
+                ax.text(mid, fp16.MIN_NORMAL * 2.5, f"{p['kind']}\n{p['precision']}", ha="center",
                         va="bottom", fontsize=7.5, color="#3c4043", zorder=2)
 
     for series, filled in ((static, False), (reference, True)):

@@ -6,8 +6,7 @@
 """
 from __future__ import annotations
 
-from .magnitudes import FP16_MAX, FP16_SQUARE_LIMIT, SCENARIOS, Scenario
+from .magnitudes import SCENARIOS, Scenario
 from .registry import EXAMPLE, MODELS, ZooEntry, convert
 
-__all__ = ["EXAMPLE", "FP16_MAX", "FP16_SQUARE_LIMIT", "MODELS", "SCENARIOS", "Scenario", "ZooEntry",
-           "convert"]
+__all__ = ["EXAMPLE", "MODELS", "SCENARIOS", "Scenario", "ZooEntry", "convert"]

@@ -5,14 +5,12 @@ model input) gets, in which channels and at which tokens/pixels, and where that 
 The planting code (``planting.py``) calibrates the model input so that the hooked input of
 ``where`` reaches exactly ``magnitude`` (max |x|) in fp32.
 
-fp16 landmarks: max 65504; x^2 overflows for |x| > 255.9; exp overflows for x > 11.09.
+fp16 landmarks (:mod:`milguard.fp16`): max 65504; x^2 overflows for |x| > 255.9 (``SQUARE_LIMIT``);
+exp overflows for x > 11.09 (``EXP_LIMIT``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-FP16_MAX = 65504.0
-FP16_SQUARE_LIMIT = FP16_MAX ** 0.5   # 255.9: |x| above this squares to inf in fp16
 
 
 @dataclass(frozen=True)
