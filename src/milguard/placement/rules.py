@@ -36,6 +36,10 @@ from .target import Target
 
 Predicate = Callable[[OpFacts, Target], bool]
 
+# The widest fp16 conv kernel the Neural Engine takes (ANEForge catalogue: "M1 kernels <= 29x29
+# (13x13 fp16)"; ane-guide ch.17). Rule O14.
+CONV_KERNEL_MAX_FP16 = 13
+
 CONTROL_FLOW = frozenset({"cond", "while_loop", "make_list", "list_length", "list_read",
                           "list_write", "list_gather", "list_scatter"})
 RECURRENT = frozenset({"lstm", "gru", "rnn"})
@@ -179,7 +183,7 @@ def _conv_kernel(f: OpFacts, t: Target) -> bool:
     if weight is None or not f.const("weight"):
         return True                     # a runtime weight: the weight path reads compile-time data
     dims = _static_dims(weight.shape) or []
-    return len(dims) > 2 and dims[-1] > 13
+    return len(dims) > 2 and dims[-1] > CONV_KERNEL_MAX_FP16
 
 
 def _small_sdpa(f: OpFacts, t: Target) -> bool:
@@ -273,7 +277,7 @@ RULES: tuple[PlacementRule, ...] = (
                   "a transpose with an extent above 16384 (65536 on A16+) is rejected",
                   "ANEForge catalogue; pytorch/executorch#7907 ('anec.transpose' error)"),
     PlacementRule("O14.conv_kernel", "off_ane", "M", _conv_kernel,
-                  "conv with a kernel wider than 13 (fp16) or a non-constant weight",
+                  f"conv with a kernel wider than {CONV_KERNEL_MAX_FP16} (fp16) or a non-constant weight",
                   "ane-guide ch.17; ANEForge catalogue"),
     PlacementRule("O15.sdpa_small", "cpu", "M", _small_sdpa,
                   "fused attention with fewer than ~2M elements per Q/K/V is CPU-preferred",
