@@ -156,13 +156,13 @@ def _function(model: Path, function: str, debug: bool) -> Any:
 
 
 def _input_ranges(values: Sequence[str] | None, fn: Any) -> dict[str, tuple[float, float]]:
-    from .actions.options import parse_ranges
+    from .input_ranges import parse_input_ranges
 
     ranges: dict[str, tuple[float, float]] = {}
     for value in values or ():
         if "=" not in value or ":" not in value.partition("=")[2]:
             raise MilguardError(f"bad --input-range '{value}': expected NAME=LO:HI, e.g. x=-30:30")
-        for name, lo, hi in parse_ranges(value):
+        for name, (lo, hi) in parse_input_ranges(value).items():
             if name not in fn.inputs:
                 raise MilguardError(f"bad --input-range '{value}': the model has no input '{name}' "
                                     f"(inputs: {', '.join(fn.inputs)})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types as pytypes
 
@@ -13,7 +14,7 @@ import milguard
 from milguard.analysis import check_pass, transfer
 from milguard.analysis.ranges import propagate
 from milguard.errors import MilguardError, ModelError
-from milguard.mil import Function, Program, load, mb, types
+from milguard.mil import Function, Program, load, mb, program_state, types
 from milguard.report.audit import METADATA_KEY, attach, audit
 
 
@@ -182,8 +183,22 @@ def test_attach_without_the_pass_is_an_error():
         attach(ml)
 
 
-def test_pass_rejects_bad_input_ranges():
-    with pytest.raises(MilguardError, match="input_ranges is not JSON"):
-        check_pass._parse_ranges("{x: 1")
-    with pytest.raises(MilguardError, match="lo > hi"):
-        check_pass._parse_ranges('{"x": [2, 1]}')
+@pytest.mark.parametrize("text,says", [
+    ("{x: 1", "bad input ranges: not JSON"),
+    ('{"x": [2, 1]}', "bad input range for 'x': 2.0 > 1.0"),
+    ("x=1", "bad input range 'x=1': expected NAME=LO:HI"),
+])
+def test_pass_rejects_bad_input_ranges(text, says):
+    check = check_pass.CheckFp16Overflow()
+    check.input_ranges = text
+    with pytest.raises(MilguardError, match=f"^{check_pass.PASS_NAME}: {re.escape(says)}"):
+        check.apply(_rms())
+
+
+def test_pass_reads_input_ranges_in_either_string_form():
+    for text in ('{"x": [-300, 300]}', "x=-300:300"):
+        check = check_pass.CheckFp16Overflow()
+        check.input_ranges = text
+        prog = _rms()
+        check.apply(prog)
+        assert program_state(prog)["findings"]["options"]["input_ranges"] == {"x": (-300.0, 300.0)}

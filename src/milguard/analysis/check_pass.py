@@ -18,8 +18,8 @@ final model; :func:`install` appends it to the end of a pipeline, where that hol
 
 Options (strings, as coremltools passes them):
 
-* ``input_ranges`` — JSON ``{"input name": [lo, hi], ...}`` (defaults: see
-  :mod:`milguard.analysis.ranges`);
+* ``input_ranges`` — JSON ``{"input name": [lo, hi], ...}`` or ``"x=lo:hi,y=lo:hi"``
+  (:func:`milguard.input_ranges.parse_input_ranges`; defaults: see :mod:`milguard.analysis.ranges`);
 * ``ane_limits`` — ``"1"``/``"true"`` to add the Neural Engine limits;
 * ``accumulate`` — ``"fp32"`` (default) or ``"fp16"``.
 
@@ -33,6 +33,7 @@ import logging
 from typing import Any
 
 from ..errors import MilguardError
+from ..input_ranges import parse_input_ranges
 from ..mil import AbstractGraphPass, PassPipeline, iter_ops, program_state, register_pass
 from .findings import static_findings
 from .graph import pattern_index
@@ -54,7 +55,10 @@ class CheckFp16Overflow(AbstractGraphPass):
         self.accumulate = "fp32"
 
     def apply(self, prog: Any) -> None:
-        ranges = _parse_ranges(self.input_ranges)
+        try:
+            ranges = parse_input_ranges(self.input_ranges)
+        except MilguardError as exc:
+            raise MilguardError(f"{PASS_NAME}: {exc}") from None
         ane = str(self.ane_limits).strip().lower() in _TRUE
         recorded: dict[str, list] = {}
         names: dict[str, Any] = {}                 # op name at this point -> op, for renaming
@@ -72,29 +76,6 @@ class CheckFp16Overflow(AbstractGraphPass):
             "by_function": recorded, "ops_by_name": names,
             "options": {"input_ranges": ranges, "ane_limits": ane, "accumulate": self.accumulate},
         }
-
-
-def _parse_ranges(text: Any) -> dict[str, tuple[float, float]]:
-    if isinstance(text, dict):
-        raw = text
-    elif not text:
-        return {}
-    else:
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise MilguardError(f"{PASS_NAME}: input_ranges is not JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise MilguardError(f"{PASS_NAME}: input_ranges must map input names to [lo, hi]")
-    out = {}
-    for k, v in raw.items():
-        if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise MilguardError(f"{PASS_NAME}: input range of '{k}' must be [lo, hi], got {v!r}")
-        lo, hi = float(v[0]), float(v[1])
-        if lo > hi:
-            raise MilguardError(f"{PASS_NAME}: input range of '{k}' has lo > hi ({lo} > {hi})")
-        out[str(k)] = (lo, hi)
-    return out
 
 
 def install(pipeline: PassPipeline, *, input_ranges: dict[str, tuple[float, float]] | None = None,
