@@ -9,30 +9,26 @@ makes each RMSNorm an fp32 island between two casts, as milguard leaves it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import math
 import subprocess
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 
+_QUIET = contextlib.ExitStack()
+
+
 def quiet() -> None:
-    """No coremltools warnings and no tqdm bars: thousands of lines would drown the reports."""
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-    try:
-        from functools import partialmethod
+    """No coremltools warnings and no tqdm bars for the rest of the run (``milguard.progress.quiet``):
+    thousands of lines would drown the reports."""
+    from milguard.progress import quiet as quiet_block
 
-        from tqdm import tqdm
-
-        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
-    except ImportError:
-        pass
+    _QUIET.enter_context(quiet_block())
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

@@ -15,12 +15,11 @@ import logging
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import MilguardError, ModelError
-from .progress import Progress
+from .errors import MilguardError, ModelError, one_line
+from .progress import Progress, quiet
 
 EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
 FAIL_ON_CHOICES = ("never", "overflow", "any")
@@ -35,17 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:            # argparse: usage errors (2), --help (0)
         return exc.code if isinstance(exc.code, int) else EXIT["bad_input"]
     try:
-        with _quiet(args.debug):
+        with quiet(not args.debug):       # coremltools' warnings and bars (--debug keeps them)
             return args.run(args)
     except (MilguardError, OSError) as exc:
         if args.debug:
             raise
-        _error(_one_line(exc))
+        _error(one_line(exc))
         return EXIT["bad_input"]
     except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback without --debug
         if args.debug:
             raise
-        _error(f"internal error ({type(exc).__name__}: {_one_line(exc)}); rerun with --debug for the traceback")
+        _error(f"internal error ({type(exc).__name__}: {one_line(exc)}); rerun with --debug for the traceback")
         return EXIT["internal"]
 
 
@@ -118,7 +117,7 @@ def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args
     except MilguardError as exc:         # e.g. the executor's unsupported op: name the model too
         if str(model) in str(exc):
             raise
-        raise MilguardError(f"{model}: {_one_line(exc)}") from exc
+        raise MilguardError(f"{model}: {one_line(exc)}") from exc
 
 
 def _gate(d: dict, fail_on: str) -> int:
@@ -313,24 +312,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _quiet(debug: bool) -> Iterator[None]:
-    """Keep coremltools' log warnings and Python warnings out of the CLI's stderr while a command
-    runs (``--debug`` keeps them); the logger level and warning filters are restored after."""
-    if debug:
-        yield
-        return
-    ct_log = logging.getLogger("coremltools")
-    level = ct_log.level
-    ct_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        ct_log.setLevel(level)
-
-
-@contextlib.contextmanager
 def _silenced(debug: bool) -> Iterator[None]:
     """Swallow coremltools' pass-pipeline progress bars (written to stderr) unless ``debug``."""
     if debug:
@@ -343,10 +324,3 @@ def _silenced(debug: bool) -> Iterator[None]:
 def _error(message: str, prefix: str = "milguard: error") -> None:
     sys.stderr.write(f"{prefix}: {message}\n")
     sys.stderr.flush()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -11,26 +11,15 @@ is audited with the planted inputs as calibration data, and the packages are sav
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from milguard.progress import quiet
+
 DEFAULT_OUT = Path("out") / "demo"
-
-
-def _quiet() -> None:
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    try:
-        import tqdm
-        from functools import partialmethod
-        tqdm.tqdm.__init__ = partialmethod(tqdm.tqdm.__init__, disable=True)
-    except ImportError:
-        pass
-    import warnings
-    warnings.filterwarnings("ignore")
 
 
 def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
@@ -44,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m milguard.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to save the packages ({DEFAULT_OUT})")
     args = ap.parse_args(argv)
-    _quiet()
+    with quiet():
+        return _run(args.out)
 
+
+def _run(out_dir: Path) -> int:
     import coremltools as ct
     import torch
 
@@ -95,15 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\nAudit of the milguard conversion:")
     _print_audit(milguard.audit(models["milguard"], calibration=feeds).to_dict())
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, ml in models.items():
-        path = args.out / f"{name.lower().replace(' ', '_')}.mlpackage"
+        path = out_dir / f"{name.lower().replace(' ', '_')}.mlpackage"
         shutil.rmtree(path, ignore_errors=True)
         ml.save(str(path))
-    np.savez(args.out / "calibration.npz", **feeds)
-    print(f"\nSaved the three packages and calibration.npz in {args.out}/. Audit one with:\n"
-          f"  milguard audit {args.out}/default_fp16.mlpackage --calibration {args.out}/calibration.npz"
-          f" --html {args.out}/report.html")
+    np.savez(out_dir / "calibration.npz", **feeds)
+    print(f"\nSaved the three packages and calibration.npz in {out_dir}/. Audit one with:\n"
+          f"  milguard audit {out_dir}/default_fp16.mlpackage --calibration {out_dir}/calibration.npz"
+          f" --html {out_dir}/report.html")
     return 0
 
 

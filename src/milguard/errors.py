@@ -10,6 +10,16 @@ class ModelError(MilguardError):
     """The model cannot be read: missing path, wrong format, neural network, corrupt package."""
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` as one line of at most ``limit`` characters, for an error message: whitespace runs
+    collapse to one space, an empty message gives the exception's type name, and an OSError that
+    names a file reads ``file: reason``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class UnsupportedOpError(MilguardError):
     """An op milguard has no semantics for (the executor or an analysis) was reached."""
 

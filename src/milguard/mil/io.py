@@ -13,7 +13,7 @@ from coremltools.converters.mil import Program
 from coremltools.converters.mil.converter import mil_convert
 from coremltools.converters.mil.frontend.milproto.load import load as _milproto_load
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from .package import check_package
 
 
@@ -61,7 +61,7 @@ def load(model: Any) -> Loaded:
         try:
             mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
         except Exception as exc:  # noqa: BLE001 - coremltools raises many kinds here
-            raise ModelError(f"{path}: cannot read model ({_one_line(exc)})") from None
+            raise ModelError(f"{path}: cannot read model ({one_line(exc, 200)})") from None
         return _from_mlmodel(mlmodel, path)
     raise ModelError(f"cannot load a {type(model).__name__}: expected a Program, an MLModel or a path")
 
@@ -71,7 +71,7 @@ def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Prog
     try:
         spec = mlmodel.get_spec()
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{where}: cannot read the model spec ({_one_line(exc)})") from None
+        raise ModelError(f"{where}: cannot read the model spec ({one_line(exc, 200)})") from None
     kind = spec.WhichOneof("Type")
     if kind != "mlProgram":
         raise ModelError(f"{where}: a '{kind}' model, not an ML program; milguard reads ML programs only")
@@ -85,7 +85,7 @@ def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Prog
         program = _milproto_load(spec, specification_version=spec.specificationVersion,
                                  file_weights_dir=weights_dir)
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{where}: corrupt ML program ({_one_line(exc)})") from None
+        raise ModelError(f"{where}: corrupt ML program ({one_line(exc, 200)})") from None
     return Loaded(program=program, spec=spec, path=path, metadata=meta)
 
 
@@ -131,8 +131,3 @@ def write_package(mlmodel: "ct.models.MLModel", path: str | os.PathLike) -> Path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
