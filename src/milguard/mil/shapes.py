@@ -50,21 +50,10 @@ def tensor_info(var: Var) -> tuple[str | None, tuple] | None:
         return _info.__wrapped__(sym)
 
 
-def is_tensor_like(var: Var) -> bool:
-    """True for tensors and scalars (not lists, tuples, states or dictionaries)."""
-    return tensor_info(var) is not None
-
-
 def shape_of(var: Var) -> tuple | None:
     """The shape of a tensor or scalar var (() for scalars); None for other kinds of var."""
     info = tensor_info(var)
     return info[1] if info is not None else None
-
-
-def is_dynamic(var: Var) -> bool:
-    """True when any dimension of a tensor var is symbolic (RangeDim, flexible or data dependent)."""
-    shape = shape_of(var)
-    return shape is not None and any(is_symbolic(d) for d in shape)
 
 
 def numel(var: Var) -> int:
