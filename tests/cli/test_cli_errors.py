@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -173,3 +174,9 @@ def test_truncated_weight_file(cli, packages, tmp_path):
     weights = pkg / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     weights.write_bytes(weights.read_bytes()[:40])
     _bad(cli, tmp_path, pkg, says=f"{pkg}: corrupt ML program")
+
+
+def test_html_without_matplotlib(cli, packages, tmp_path, monkeypatch):
+    """matplotlib is the html extra: without it --html fails before any work, naming the fix."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib -> ImportError
+    _bad(cli, tmp_path, packages["rms"], says="the HTML report needs matplotlib: pip install 'milguard[html]'")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import io
+import sys
 
 import pytest
 
@@ -64,6 +65,12 @@ def test_page_escapes_and_survives_missing_placement(calibrated):
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "Not available." in page and "data:image/png;base64," in page
     assert "class='verdict bad'" in page
+
+
+def test_page_without_matplotlib_is_a_one_line_error(calibrated, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MilguardError, match=r"^the HTML report needs matplotlib: pip install 'milguard\[html\]'$"):
+        html.render(calibrated)
 
 
 def test_page_verdict_ok_without_findings(rms):

