@@ -1,4 +1,5 @@
-"""milguard's modules depend on each other one way: the import graph has no cycle.
+"""milguard's modules depend on each other one way: the import graph has no cycle, and every
+import between two parts of milguard points down the layers of docs/architecture.md (``LAYERS``).
 
 The graph is built with ``ast`` from every module of ``src/milguard`` and of ``passes/`` (which
 installs as ``milguard.passes``). Every import counts, function-level (lazy) imports included: a
@@ -25,6 +26,41 @@ PACKAGES = (("src/milguard", "milguard"), ("passes", "milguard.passes"))
 KNOWN_CYCLE_EDGES = {
     ("milguard.pattern.find", "milguard.passes"),      # the engine reaches up for the rule library
 }
+
+
+# The layers of docs/architecture.md, lowest first. A module of a part may import a module of a
+# part on a lower layer only (inside one part anything goes, cycles aside). A part is a package
+# directly under milguard, or a top-level module.
+LAYERS = (
+    ("errors", "fp16", "progress"),
+    ("input_ranges", "mil", "zoo"),
+    ("executor", "placement", "pattern"),
+    ("analysis", "passes"),
+    ("actions",),
+    ("precision", "report"),
+    ("registered", "testing"),
+    ("cli", "milguard"),
+    ("__main__", "demo"),
+)
+RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
+
+# Imports that point up, being removed elsewhere: (importer, imported), each a strict expected
+# failure; delete the entry when it is gone.
+KNOWN_UPWARD_EDGES = {
+    ("milguard.pattern.find", "milguard.passes"),      # the same edge as the known cycle
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _upward(graph: nx.DiGraph) -> list[str]:
+    return sorted(f"{a} ({_part(a)}, layer {RANK[_part(a)]}) imports {b} ({_part(b)}, layer {RANK[_part(b)]}) "
+                  f"at {graph.edges[a, b]['line']}"
+                  for a, b in graph.edges
+                  if _part(a) != _part(b) and RANK[_part(a)] <= RANK[_part(b)])
 
 
 def _modules(root: Path) -> dict[str, tuple[Path, bool]]:
@@ -117,3 +153,34 @@ def test_a_planted_cycle_is_found(tmp_path):
     cycles = _cycles(import_graph(tmp_path))
     assert len(cycles) == 1 and "milguard.analysis.a" in cycles[0] and "milguard.analysis.b" in cycles[0]
     assert "b.py:2" in cycles[0]                        # the lazy import is named with its line
+
+
+def test_every_part_has_a_layer():
+    assert {_part(m) for m in import_graph()} == set(RANK)
+
+
+def test_imports_point_down_the_layers():
+    graph = import_graph().copy()
+    graph.remove_edges_from(KNOWN_UPWARD_EDGES)
+    upward = _upward(graph)
+    assert not upward, "imports against the layers of docs/architecture.md:\n" + "\n".join(upward)
+
+
+@pytest.mark.parametrize("edge", sorted(KNOWN_UPWARD_EDGES), ids=" -> ".join)
+@pytest.mark.xfail(strict=True, reason="a known upward import, removed elsewhere; delete its entry")
+def test_known_upward_import_is_gone(edge):
+    assert not import_graph().has_edge(*edge)
+
+
+def test_an_upward_import_is_found(tmp_path):
+    pkg = tmp_path / "src" / "milguard"
+    (pkg / "mil").mkdir(parents=True)
+    (pkg / "report").mkdir()
+    (tmp_path / "passes").mkdir()
+    (pkg / "mil" / "__init__.py").write_text("from ..report.audit import audit\n")
+    (pkg / "report" / "audit.py").write_text("from ..mil import load\n")
+    graph = import_graph(tmp_path)
+    assert _cycles(graph)                                   # a cycle, and
+    graph.remove_edge("milguard.report.audit", "milguard.mil")
+    assert _upward(graph) == ["milguard.mil (mil, layer 1) imports milguard.report.audit (report, layer 5) "
+                              "at src/milguard/mil/__init__.py:1"]
