@@ -4,7 +4,8 @@ A family says what it matches (its members: engine rules, each a pattern, a chec
 fp16-safe rewrite), how analysis decides a match is in danger (``risk``) and which remedies may be
 applied to it. Everything else derives from the registry: the registered coremltools passes
 (``milguard::keep_fp32_<family>``), the accepted option values, the CLI help and the report's
-legend. Adding a family is one new module in ``passes/`` that defines ``FAMILY``.
+legend. Adding a family is one new module in ``passes/`` that defines ``FAMILY``. ``import milguard``
+imports the rule library, which registers its families here (this module never imports it).
 
     register(FAMILY)                 # passes/__init__.py does this for every module it holds
     families()                       # {name: Family}, in registration order
@@ -104,12 +105,10 @@ def register(family: Family) -> Family:
 
 def families() -> dict[str, Family]:
     """Every registered family by name, in registration order."""
-    _load()
     return dict(_FAMILIES)
 
 
 def family(name: str) -> Family:
-    _load()
     if name not in _FAMILIES:
         raise MilguardError(f"unknown pattern family '{name}'; known: {', '.join(_FAMILIES)}")
     return _FAMILIES[name]
@@ -117,7 +116,6 @@ def family(name: str) -> Family:
 
 def member(match: Match) -> Member:
     """The family member (rule and policy) a match was found by."""
-    _load()
     return _MEMBERS[match.rule.name]
 
 
@@ -155,12 +153,4 @@ def explain(model: Any, rule_or_kind: str, **kwargs: Any) -> str | None:
 
 def rescaled_rules() -> frozenset[str]:
     """Names of the rules that recognise milguard's own fp16-safe forms."""
-    _load()
     return frozenset(name for name, m in _MEMBERS.items() if m.safe)
-
-
-def _load() -> None:
-    """The rule library registers itself when ``milguard.passes`` is imported (``import milguard``
-    does); importing it here covers code that reaches the registry first."""
-    if not _FAMILIES:
-        import milguard.passes  # noqa: F401

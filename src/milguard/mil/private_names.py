@@ -58,7 +58,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("PassPipeline._pass_options", "core.py",
                 "dropping a pass together with its options (remove_passes keeps the options, which "
                 "validate() then rejects)",
-                "PassPipeline.get_all_options(), which returns the live dict (used)", "_pass_options"),
+                "PassPipeline.get_all_options(), which returns the live dict (used)", "._pass_options"),
     # ---- reading and writing models ------------------------------------------------------------
     PrivateName("MLModel._mil_program", "io.py (converted_program)",
                 "the very program ct.convert ran its passes on, with the ops' torch scopes; "
