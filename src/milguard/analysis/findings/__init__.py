@@ -1,0 +1,38 @@
+"""fp16 risk findings per op, from static ranges or from calibration.
+
+Kinds (``Finding.kind``, :data:`KINDS`), one module each:
+
+* ``overflow`` — a value of an fp16-typed var may exceed ±65504 (it is stored as ±inf)
+  (:mod:`.values`); with ``ane_limits=True`` lower Neural Engine limits apply too
+  (:mod:`.neural_engine`);
+* ``nan`` — the op itself may create NaN (``inf - inf``, ``0·inf``, ``0/0``, softmax of a row
+  that is -inf everywhere, sqrt/log of a negative) in an op touching fp16 (:mod:`.values`);
+* ``nonfinite`` — the op receives inf/NaN from upstream and passes it on (severity ``info``; the
+  root cause has its own finding, named in the message) (:mod:`.values`);
+* ``underflow`` — a small positive epsilon is subnormal or zero in fp16 (:mod:`.epsilon`), or a log
+  reads fp16 values that may be below 6.1e-5 (:mod:`.log_input`);
+* ``accumulation`` — a reduction sums more than 2048 fp16 elements (:mod:`.accumulation`).
+
+Severity: ``error`` — certain (every value of the static interval is beyond the limit) or
+observed in calibration; ``warning`` — possible by the static bound, and constants holding
+±inf (usually an additive mask made of ``finfo(float32).min``: a hazard, not a failure by
+itself); ``info`` — propagation, an epsilon that keeps enough bits.
+``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
+``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
+pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.
+
+What "would overflow" means in calibration: a var typed fp16 whose value in the fp32 reference
+run (:mod:`milguard.analysis.reference`) exceeds the limit — the op wants a value fp16 cannot
+hold. The typed run confirms it (the var is non-finite there) or not (e.g. the inputs were
+already rounded differently); ops that go non-finite in the typed run without wanting an
+out-of-range value are reported too (``nonfinite`` when an input was already non-finite,
+otherwise ``overflow``/``nan`` observed in the typed run), so every non-finite op is flagged.
+"""
+from __future__ import annotations
+
+from .collect import calibrated_findings, static_findings
+from .finding import COVERING_PASS, KINDS, Finding, count, covering
+from .neural_engine import ANE_LIMITS, AneLimit
+
+__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "calibrated_findings", "count",
+           "covering", "static_findings"]
