@@ -266,7 +266,9 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", metavar="MODEL", help="an ML program: .mlpackage or .mlmodel")
         p.add_argument("--input-range", action="append", metavar="NAME=LO:HI",
-                       help="value range of an input for the static analysis (default -1:1); repeatable")
+                       help="value range of an input for the static analysis; repeatable (defaults: -1:1 "
+                            "for float inputs, 0:N-1 for integer inputs read as gather indices of an axis "
+                            "of N, the dtype's full range for other integers, 0:1 for bool)")
         p.add_argument("--calibration", action="append", metavar="FILE.npz",
                        help="one sample: an .npz with an array per input; repeatable")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout, no summary)")

@@ -12,13 +12,10 @@ For every var two intervals are kept:
   i.e. in exact arithmetic; ``wanted.maxabs > 65504`` in an fp16 var is an overflow;
 * ``typed`` — ``wanted`` rounded to the var's dtype; this is what consumers see.
 
-Default input ranges (override per input with ``input_ranges={"x": (lo, hi)}``):
-
-* float inputs: ``[-1, 1]`` (:data:`DEFAULT_FLOAT_RANGE`) — normalised activations, the
-  assumption under which the static findings mean "this op overflows even for tame inputs";
-  pass the real range of your inputs (or calibrate) for anything else;
-* integer inputs: the full range of their dtype (indices and token ids carry no value bound
-  the analysis could rely on); bool inputs: ``[0, 1]``.
+Input ranges: the caller's ``input_ranges={"x": (lo, hi)}``, else a default per input that
+:mod:`milguard.analysis.input_ranges` chooses and names (``RangeMap.input_origins``): ``[-1, 1]``
+for floats, ``[0, n - 1]`` for integers read as gather indices, the dtype's full range for other
+integers.
 
 Soundness against the reference executor (property-tested on random fp32 and fp16 programs,
 with ``accumulate="fp32"`` and ``"fp16"``): after every op each bound is widened by
@@ -43,13 +40,13 @@ import numpy as np
 
 from .. import fp16
 from ..mil import const_value, dtype_name, load
+from .input_ranges import input_range
 from .interval import INF, Interval
 from .norms import NormContext, refine
 from .transfer import TRANSFER
 
 log = logging.getLogger("milguard")
 
-DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 OP_SLACK_REL = 2.0 ** -20
 OP_SLACK_ABS = 1e-40
 UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": fp16.UNIT_ROUNDOFF}
@@ -68,6 +65,7 @@ class RangeMap:
     unknown_ops: list[tuple[str, str]] = field(default_factory=list)  # (op name, op type)
     row_norms: Any = None               # NormContext: lazy bounds on the L2 norm of last-axis rows
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    input_origins: dict[str, str] = field(default_factory=dict)     # see milguard.analysis.input_ranges
 
     def __getitem__(self, var_name: str) -> Interval:
         return self.typed[var_name]
@@ -127,17 +125,6 @@ class Context:
         return UNIT_ROUNDOFF["fp16" if self._accumulate == "fp16" and out == "fp16" else "fp32"]
 
 
-def default_range(dtype: str | None) -> tuple[float, float]:
-    if dtype is None:
-        return (-INF, INF)
-    if dtype == "bool":
-        return (0.0, 1.0)
-    if dtype.startswith(("int", "uint")):
-        info = np.iinfo(dtype)
-        return (float(info.min), float(info.max))
-    return DEFAULT_FLOAT_RANGE
-
-
 def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None, *,
               function: str = "main", accumulate: str = "fp32", norms: bool = True) -> RangeMap:
     """Intervals for every var of ``function``; ``model`` is a Program, MLModel or package path.
@@ -158,10 +145,9 @@ def propagate(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None
                          f"the function takes {sorted(fn.inputs)}")
     rm = RangeMap(function=function)
     for name, var in fn.inputs.items():
-        dt = dtype_name(var)
-        lo, hi = given.get(name, default_range(dt))
-        rm.input_ranges[name] = (float(lo), float(hi))
-        iv = Interval(float(lo), float(hi)).round_to(dt)
+        lo, hi, rm.input_origins[name] = input_range(var, given)
+        rm.input_ranges[name] = (lo, hi)
+        iv = Interval(lo, hi).round_to(dtype_name(var))
         _store(rm, var, iv, iv, "")
     ctx = Context(rm, accumulate)
     rm.row_norms = NormContext(rm, ctx) if norms else None

@@ -8,8 +8,10 @@ JSON output and the HTML page read::
       "format": "milguard.audit/1",
       "model": str,                    # the path, or "<Program>" / "<MLModel>"
       "function": str,
-      "options": {"input_ranges": {input: [lo, hi]}, "ane_limits": bool,
-                  "compute_units": str, "accumulate": str, "calibration_samples": int | None},
+      "options": {"input_ranges": {input: [lo, hi]},
+                  "input_range_origins": {input: "given" | "default" | "indices" | "dtype"},
+                  "ane_limits": bool, "compute_units": str, "accumulate": str,
+                  "calibration_samples": int | None},
       "summary": {
         "ops": int,                    # non-const ops
         "op_types": {op type: count},
@@ -32,7 +34,8 @@ JSON output and the HTML page read::
       "unknown_ops": [{"op", "op_type"}],
     }
 
-``ranges`` lists float vars in program order (function inputs first, const ops left out).
+``input_range_origins`` says where each input's range came from
+(:mod:`milguard.analysis.input_ranges`). ``ranges`` lists float vars in program order (function inputs first, const ops left out).
 Non-finite numbers are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` in JSON (and
 in ``to_dict()``), so the output is strict JSON.
 
@@ -145,6 +148,7 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         "model": _model_name(model, loaded),
         "function": function,
         "options": {"input_ranges": {k: list(v) for k, v in ranges.input_ranges.items()},
+                    "input_range_origins": dict(ranges.input_origins),
                     "ane_limits": bool(ane_limits), "compute_units": str(compute_units),
                     "accumulate": accumulate, "calibration_samples": cal.samples if cal else None},
         "summary": {**_summary(fn, matches, findings, ranges), "decisions": _count_decisions(decisions)},

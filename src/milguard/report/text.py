@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 SEVERITY_ORDER = ("error", "warning", "info")
 MAX_FINDINGS = 40          # rows of error/warning findings shown; the rest are counted
 MAX_SEGMENTS = 12
+ORIGIN_NOTE = {"default": " (default)", "indices": " (gather indices)", "dtype": " (dtype range)"}
 
 
 def render(d: Mapping[str, Any], *, max_findings: int = MAX_FINDINGS, title: str = "milguard audit") -> str:
@@ -50,7 +51,9 @@ def remedies(done: Sequence[Mapping[str, Any]]) -> str:
 
 def _header(d: Mapping[str, Any], title: str) -> str:
     s, opts = d["summary"], d["options"]
-    ranges = ", ".join(f"{n}=[{_num(lo)}, {_num(hi)}]" for n, (lo, hi) in opts["input_ranges"].items())
+    origins = opts.get("input_range_origins", {})
+    ranges = ", ".join(f"{n}=[{_num(lo)}, {_num(hi)}]{ORIGIN_NOTE.get(origins.get(n), '')}"
+                       for n, (lo, hi) in opts["input_ranges"].items())
     samples = opts.get("calibration_samples")
     cal = f"{samples} calibration sample{'s' if samples != 1 else ''}" if samples else "no calibration"
     lines = [f"{title}: {d['model']} (function {d['function']})",
