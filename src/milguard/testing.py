@@ -10,9 +10,11 @@ Fail-on levels (:data:`FAIL_ON`), applied to the findings of :func:`milguard.aud
 * ``overflow`` — a finding of kind ``overflow`` or ``nan`` with severity ``error`` or
   ``warning``: an fp16 value may exceed ±65504 (stored as ±inf) or an op may create NaN
   itself. ``nonfinite`` findings (severity ``info``: inf/NaN passed on from upstream) do not
-  count: their root cause is reported as its own finding.
+  count: their root cause is reported as its own finding. Neither do ``analysis`` findings (a
+  range rule that raised): its op's outputs become unbounded, so the overflow and NaN findings
+  that follow from it are what this level gates on.
 * ``any`` — any finding of severity ``error`` or ``warning``, of any kind (underflow of an
-  epsilon, fp16 accumulation of long sums included).
+  epsilon, fp16 accumulation of long sums and ``analysis`` included).
 * ``never`` — nothing fails.
 
 ``info`` findings never fail.

@@ -313,7 +313,8 @@ def refine(op: Any, nc: NormContext, results: list[Interval]) -> tuple[list[Inte
     def thunk() -> float:
         try:
             bound = rule(op, nc)
-        except Exception:  # noqa: BLE001 - a missing shape or value: no bound
+        except Exception as exc:  # noqa: BLE001 - a rule bug costs the bound, not soundness
+            nc.ranges.failed(op, "row-norm", exc)
             return math.inf
         return math.inf if bound is None else bound * _slack(op)
     return [iv], thunk

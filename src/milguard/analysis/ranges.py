@@ -27,11 +27,13 @@ pessimistic mode) a reduction whose running sum may pass 65504 may also give ±i
 internal steps of composite ops (norms, softmax) get fp16-sized slack.
 
 Ops without a transfer function get ``Interval.top()`` and are recorded in
-``RangeMap.unknown_ops``; every var downstream inherits the unboundedness.
+``RangeMap.unknown_ops``; every var downstream inherits the unboundedness. A transfer function
+or row-norm rule that raises is a bug: the op gets the weaker bound (``Interval.top()``, or no
+row-norm bound) and a :class:`RuleFailure` in ``RangeMap.failures``, which the findings report
+as kind ``analysis``.
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -45,12 +47,26 @@ from .interval import INF, Interval
 from .norms import NormContext, refine
 from .transfer import TRANSFER
 
-log = logging.getLogger("milguard")
-
 OP_SLACK_REL = 2.0 ** -20
 OP_SLACK_ABS = 1e-40
 UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": fp16.UNIT_ROUNDOFF}
 FLOAT_MAX = {"fp16": fp16.MAX, "fp32": float(np.finfo(np.float32).max)}
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A rule that raised on an op: ``rule`` is ``"range"`` (its transfer function) or
+    ``"row-norm"``; ``error`` is ``"ExceptionType: message"``."""
+
+    op: str
+    op_type: str
+    rule: str
+    error: str
+
+    @classmethod
+    def of(cls, op: Any, rule: str, exc: BaseException) -> RuleFailure:
+        text = " ".join(str(exc).split())
+        return cls(op.name, op.op_type, rule, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 @dataclass
@@ -66,9 +82,14 @@ class RangeMap:
     row_norms: Any = None               # NormContext: lazy bounds on the L2 norm of last-axis rows
     input_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     input_origins: dict[str, str] = field(default_factory=dict)     # see milguard.analysis.input_ranges
+    failures: list[RuleFailure] = field(default_factory=list)
 
     def __getitem__(self, var_name: str) -> Interval:
         return self.typed[var_name]
+
+    def failed(self, op: Any, rule: str, exc: BaseException) -> None:
+        """Record that ``rule`` ("range" or "row-norm") raised ``exc`` on ``op``."""
+        self.failures.append(RuleFailure.of(op, rule, exc))
 
     def row_norm(self, var_name: str) -> float | None:
         """A bound on the L2 norm of every last-axis row of a var (None when none is known)."""
@@ -177,8 +198,7 @@ def _visit(op: Any, ctx: Context, rm: RangeMap, nc: NormContext | None) -> None:
         try:
             got = fn(op, ctx)
         except Exception as exc:  # noqa: BLE001 - a transfer bug must not make an op look safe
-            log.debug("transfer function of %s (%s) failed: %s", op.name, op.op_type, exc)
-            rm.unknown_ops.append((op.name, op.op_type))
+            rm.failed(op, "range", exc)
             got = Interval.top()
         results = list(got) if isinstance(got, (list, tuple)) else [got] * len(outs)
     exact = op.op_type == "const"

@@ -11,12 +11,14 @@ Kinds (``Finding.kind``, :data:`KINDS`), one module each:
   root cause has its own finding, named in the message) (:mod:`.values`);
 * ``underflow`` — a small positive epsilon is subnormal or zero in fp16 (:mod:`.epsilon`), or a log
   reads fp16 values that may be below 6.1e-5 (:mod:`.log_input`);
-* ``accumulation`` — a reduction sums more than 2048 fp16 elements (:mod:`.accumulation`).
+* ``accumulation`` — a reduction sums more than 2048 fp16 elements (:mod:`.accumulation`);
+* ``analysis`` — a rule of the range analysis raised on the op, which weakens the analysis there
+  (:mod:`.rule_failures`).
 
 Severity: ``error`` — certain (every value of the static interval is beyond the limit) or
 observed in calibration; ``warning`` — possible by the static bound, and constants holding
 ±inf (usually an additive mask made of ``finfo(float32).min``: a hazard, not a failure by
-itself); ``info`` — propagation, an epsilon that keeps enough bits.
+itself), a failed analysis rule; ``info`` — propagation, an epsilon that keeps enough bits.
 ``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
 ``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
 pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.

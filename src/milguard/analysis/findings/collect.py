@@ -7,14 +7,15 @@ from ...mil import dtype_name, iter_ops
 from ..calibrate import Calibration
 from ..interval import Interval
 from ..ranges import RangeMap
-from . import accumulation, epsilon, log_input, neural_engine, values
+from . import accumulation, epsilon, log_input, neural_engine, rule_failures, values
 from .finding import Collector, Finding
 from .operands import FLOAT_DTYPES, float_inputs, x_input
 
 
 def static_findings(fn: Any, ranges: RangeMap, matches: Mapping[str, Any] | None = None, *,
                     ane_limits: bool = False) -> list[Finding]:
-    """Findings from the static intervals of ``ranges`` (computed on ``fn``)."""
+    """Findings from the static intervals of ``ranges`` (computed on ``fn``), and one ``analysis``
+    finding per rule that raised while computing them."""
     c = Collector(matches or {}, "static")
     for op in iter_ops(fn):
         x = x_input(op)
@@ -30,6 +31,7 @@ def static_findings(fn: Any, ranges: RangeMap, matches: Mapping[str, Any] | None
         epsilon.parameter(c, op, x_typed)
         log_input.check(c, op, x_typed)
         accumulation.check(c, op)
+    rule_failures.report(c, fn, ranges.failures)
     return c.items
 
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from ...mil import module_path
 
-KINDS = ("overflow", "nan", "nonfinite", "underflow", "accumulation")
+KINDS = ("overflow", "nan", "nonfinite", "underflow", "accumulation", "analysis")
 COVERING_PASS = {"layer_norm": "milguard::keep_fp32_layer_norm",
                  "rms_norm": "milguard::keep_fp32_rms_norm",
                  "softmax": "milguard::keep_fp32_softmax"}
