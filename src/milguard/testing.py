@@ -5,7 +5,8 @@
     def test_model_is_fp16_safe():
         assert_fp16_safe("model.mlpackage", input_ranges={"x": (-30, 30)}, calibration="batch.npz")
 
-Fail-on levels (:data:`FAIL_ON`), applied to the findings of :func:`milguard.audit`:
+Fail-on levels (:data:`FAIL_ON`), applied to the active findings of :func:`milguard.audit` (those
+not superseded by calibration):
 
 * ``overflow`` — a finding of kind ``overflow`` or ``nan`` with severity ``error`` or
   ``warning``: an fp16 value may exceed ±65504 (stored as ±inf) or an op may create NaN
@@ -33,7 +34,9 @@ class FailOn:
     severities: tuple[str, ...]
 
     def reached_by(self, finding: Mapping[str, Any]) -> bool:
-        return finding["severity"] in self.severities and \
+        from .analysis.findings import is_active
+
+        return is_active(finding) and finding["severity"] in self.severities and \
             (self.kinds is None or finding["kind"] in self.kinds)
 
 

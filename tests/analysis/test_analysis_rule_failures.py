@@ -56,6 +56,7 @@ def test_analysis_findings_gate_on_any_not_on_overflow(monkeypatch):
     [f] = _analysis(d)
     assert f in failing(d["findings"], "any")
     assert f not in failing(d["findings"], "overflow")
+    assert f["superseded_by"] is None                        # calibration does not hide a bug
 
 
 def _attention() -> Program:

@@ -20,7 +20,16 @@ def example(tmp_path_factory):
     pkg = write_package(zoo.convert(entry), root / f"{entry.name}.mlpackage")
     npz = root / "planted.npz"
     np.savez(npz, **{n: t.numpy() for n, t in zip(entry.input_names, entry.planted_inputs(0))})
+    np.savez(root / "ordinary.npz", **{n: t.numpy() for n, t in zip(entry.input_names, entry.example_inputs(0))})
     return pkg, npz
+
+
+def test_the_example_fed_ordinary_activations_passes_fail_on_overflow(cli, example):
+    """The same package: its finfo(float32).min causal mask is one info finding, the static
+    logit bound and "may produce NaN" are superseded by calibration."""
+    pkg, npz = example
+    code, out, _ = cli("audit", pkg, "--calibration", npz.with_name("ordinary.npz"), "--fail-on", "overflow")
+    assert code == 0 and "superseded by calibration" in out
 
 
 def test_audit_of_the_example(cli, example, tmp_path):

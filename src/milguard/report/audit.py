@@ -1,11 +1,11 @@
 """``audit``: patterns, precision, fp16 risk findings, ranges and expected placement of a model.
 
 ``audit(model, input_ranges=None, calibration=None, *, function="main", ane_limits=False,
-compute_units="ALL")`` returns an :class:`AuditReport`. ``to_dict()`` is the schema the CLI, the
-JSON output and the HTML page read::
+compute_units="ALL", accumulate="fp32")`` returns an :class:`AuditReport`.
+``to_dict()`` is the schema the CLI, the JSON output and the HTML page read::
 
     {
-      "format": "milguard.audit/1",
+      "format": "milguard.audit/2",
       "model": str,                    # the path, or "<Program>" / "<MLModel>"
       "function": str,
       "options": {"input_ranges": {input: [lo, hi]},
@@ -17,13 +17,17 @@ JSON output and the HTML page read::
         "op_types": {op type: count},
         "fp16_ops": int, "fp32_ops": int, "other_ops": int,   # by the dtype of the first output
         "patterns": int,
-        "findings": {"total": int, "by_kind": {...}, "by_severity": {...}, "by_source": {...}},
+        "findings": {"total": int,     # every listed finding
+                     "active": int,    # total - superseded; by_* count these
+                     "superseded": int,
+                     "by_kind": {...}, "by_severity": {...}, "by_source": {...}},
         "unknown_ops": int,
       },
       "patterns": [{"kind", "variant", "rule", "ops": [op names], "precision": "fp32"|"fp16"|"mixed",
                     "module": str | None, "covered_by": pass name}],
       "findings": [{"kind", "severity", "op", "op_type", "var", "module", "magnitude", "limit",
-                    "source": "static"|"calibration"|"pass", "covered_by", "message"}],
+                    "source": "static"|"calibration"|"pass", "covered_by", "message",
+                    "superseded_by": "calibration" | None}],
       "ranges": [{"var", "op", "op_type", "dtype",
                   "lo", "hi", "may_nan",                   # static, before dtype rounding
                   "observed_lo", "observed_hi",            # typed run (calibration only)
@@ -34,8 +38,14 @@ JSON output and the HTML page read::
       "unknown_ops": [{"op", "op_type"}],
     }
 
-``input_range_origins`` says where each input's range came from
-(:mod:`milguard.analysis.input_ranges`). ``ranges`` lists float vars in program order (function inputs first, const ops left out).
+Finding kinds, severities and sources: :mod:`milguard.analysis.findings`. A static finding that
+the calibration samples clear carries ``superseded_by: "calibration"``
+(:mod:`milguard.analysis.findings.supersede`): it stays listed but is left out of the ``by_*``
+counts and of ``--fail-on``.
+Format history: ``milguard.audit/1`` had no ``superseded_by``, no ``analysis`` kind, no
+``input_range_origins`` option, and counted every finding in ``by_*``.
+
+``ranges`` lists float vars in program order (function inputs first, const ops left out).
 Non-finite numbers are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` in JSON (and
 in ``to_dict()``), so the output is strict JSON.
 
@@ -55,7 +65,7 @@ from typing import Any, Mapping
 import coremltools as ct
 
 from ..analysis.calibrate import calibrate
-from ..analysis.findings import Finding, calibrated_findings, count, static_findings
+from ..analysis.findings import Finding, calibrated_findings, combine, count, static_findings
 from ..analysis.graph import pattern_index, placement_index
 from ..analysis.ranges import RangeMap, propagate
 from ..errors import MilguardError, ModelError
@@ -65,7 +75,7 @@ from ..mil.names import sanitized_op_name, sanitized_var_name
 
 log = logging.getLogger("milguard")
 
-FORMAT = "milguard.audit/1"
+FORMAT = "milguard.audit/2"
 METADATA_KEY = "milguard.findings"
 METADATA_FORMAT = "milguard.findings/1"
 _FROM = re.compile(r"(from )(\S+)")          # "receives ±inf/NaN from <op>" names an upstream op
@@ -133,15 +143,15 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
     fn = program.functions[function]
     matches = pattern_index(program, function)
     ranges = propagate(program, input_ranges, function=function, accumulate=accumulate)
-    findings = static_findings(fn, ranges, matches, ane_limits=ane_limits)
-    cal = None
+    bounds = static_findings(fn, ranges, matches, ane_limits=ane_limits) + \
+        _pass_findings(loaded.metadata, function)
+    cal, observed = None, []
     if calibration is not None:
         cal = calibrate(program, calibration, function=function, accumulate=accumulate)
-        findings += calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
-    findings += _pass_findings(loaded.metadata, function)
+        observed = calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
     decisions = _decisions(program, function, matches, cal, input_ranges, compute_units, accumulate, remedy,
                            options)
-    findings = _covered(findings, matches, decisions)
+    findings = _covered(combine(bounds, observed, cal, fn), matches, decisions)
     placement = _placement(fn, compute_units, loaded.metadata, function)
     data = {
         "format": FORMAT,
@@ -187,9 +197,15 @@ def _summary(fn: Any, matches: Mapping[str, Any], findings: list[Finding], range
         "fp32_ops": first.count("fp32"),
         "other_ops": len(ops) - first.count("fp16") - first.count("fp32"),
         "patterns": len(unique),
-        "findings": {"total": len(findings), **count(findings)},
+        "findings": _counts(findings),
         "unknown_ops": len(ranges.unknown_ops),
     }
+
+
+def _counts(findings: list[Finding]) -> dict[str, Any]:
+    active = [f for f in findings if f.active]
+    return {"total": len(findings), "active": len(active), "superseded": len(findings) - len(active),
+            **count(active)}
 
 
 def _unique(matches: Mapping[str, Any]) -> list[Any]:

@@ -6,6 +6,8 @@ warnings (info findings only pass on upstream inf/NaN).
 """
 from __future__ import annotations
 
+from ..analysis.findings import is_active
+
 import html
 import math
 from typing import Any, Mapping
@@ -20,8 +22,8 @@ def devices_of(d: Mapping[str, Any]) -> dict[str, str]:
 
 
 def gating(d: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The error and warning findings."""
-    return [f for f in d["findings"] if f["severity"] in ("error", "warning")]
+    """The error and warning findings that count (not superseded by calibration)."""
+    return [f for f in d["findings"] if f["severity"] in ("error", "warning") and is_active(f)]
 
 
 def pass_kind(name: str | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ..analysis.findings import is_active
 from .display import DEVICE_NAME, esc, fmt, gating, pass_code, pass_kind
 
 
@@ -48,7 +49,9 @@ def cards(d: Mapping[str, Any]) -> str:
 
 def findings_section(d: Mapping[str, Any]) -> str:
     order = {"error": 0, "warning": 1, "info": 2}
-    items = sorted(d["findings"], key=lambda f: order.get(f["severity"], 3))
+    listed = sorted(d["findings"], key=lambda f: order.get(f["severity"], 3))
+    items = [f for f in listed if is_active(f)]
+    quiet = [f for f in listed if not is_active(f)]
     modules = any(f.get("module") for f in items)       # a saved package may carry no torch scopes
     head = ("severity", "kind", "op", "type", *(("torch module",) if modules else ()), "magnitude", "limit",
             "source", "kept fp32 by", "message")
@@ -68,9 +71,19 @@ def findings_section(d: Mapping[str, Any]) -> str:
                    "from <code>ct.convert</code>, not in a saved package).</p>")
     out.append(table(head, rows(main), "findings") if main else "<p>No error or warning findings.</p>")
     if info:
-        out.append(f"<details><summary>{len(info)} info findings: inf/NaN passed on from upstream"
+        out.append(f"<details><summary>{len(info)} info findings: inf/NaN passed on from upstream, "
+                   "additive masks, epsilons that keep enough bits"
                    f"</summary>{table(head, rows(info), 'info-findings')}</details>")
+    if quiet:
+        folded = table(("not counted", *head), [[_not_counted(f), *r] for f, r in zip(quiet, rows(quiet))],
+                       "quiet-findings")
+        out.append(f"<details><summary>{len(quiet)} findings not counted: static bounds superseded by "
+                   f"calibration</summary>{folded}</details>")
     return "\n".join(out)
+
+
+def _not_counted(f: Mapping[str, Any]) -> str:
+    return f"superseded by {esc(f['superseded_by'])}"
 
 
 def patterns_section(d: Mapping[str, Any]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..analysis.findings import is_active
+
 SEVERITY_ORDER = ("error", "warning", "info")
 MAX_FINDINGS = 40          # rows of error/warning findings shown; the rest are counted
 MAX_SEGMENTS = 12
@@ -26,7 +28,7 @@ def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     def counts(d: Mapping[str, Any]) -> dict[str, int]:
         s = d["summary"]
         by_sev, by_kind = s["findings"]["by_severity"], s["findings"]["by_kind"]
-        gating = [f for f in d["findings"] if f["severity"] in ("error", "warning")]
+        gating = [f for f in d["findings"] if f["severity"] in ("error", "warning") and is_active(f)]
         return {"fp16 ops": s["fp16_ops"], "fp32 ops": s["fp32_ops"],
                 **{f"{k} findings": by_sev.get(k, 0) for k in SEVERITY_ORDER},
                 **{f"  {k} (error/warning)": sum(f["kind"] == k for f in gating)
@@ -97,13 +99,15 @@ def _evidence(pats: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _findings(d: Mapping[str, Any], max_findings: int) -> str:
-    items = d["findings"]
-    by_sev = d["summary"]["findings"]["by_severity"]
+    items = [f for f in d["findings"] if is_active(f)]
+    counts = d["summary"]["findings"]
+    by_sev = counts["by_severity"]
     head = "Findings: " + (", ".join(f"{by_sev.get(s, 0)} {s}" for s in SEVERITY_ORDER) if items else "none")
+    quiet = _suppressed(counts)
     shown = sorted((f for f in items if f["severity"] != "info"),
                    key=lambda f: SEVERITY_ORDER.index(f["severity"]))
     if not shown:
-        return head
+        return "\n".join([head, *quiet])
     modules = any(f.get("module") for f in shown)       # a saved package carries no torch scopes
     rows = [(f["severity"], f["kind"], f["op"], f["op_type"], *((f.get("module") or "-",) if modules else ()),
              f["source"], _short_pass(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
@@ -112,10 +116,19 @@ def _findings(d: Mapping[str, Any], max_findings: int) -> str:
     if len(shown) > max_findings:
         lines.append(f"  ... and {len(shown) - max_findings} more error/warning findings (see --json or --html)")
     if by_sev.get("info"):
-        lines.append(f"  {by_sev['info']} info findings (inf/NaN passed on from the causes above) "
-                     "are listed in --json and --html")
+        lines.append(f"  {by_sev['info']} info findings (inf/NaN passed on from the causes above, additive "
+                     "masks, epsilons that keep enough bits) are listed in --json and --html")
+    lines.extend(quiet)
     lines.append("  fix: the milguard pass whose remedy covers the op (milguard fix MODEL -o OUT); - : none")
     return "\n".join(lines)
+
+
+def _suppressed(counts: Mapping[str, Any]) -> list[str]:
+    """A line for the findings that are listed but not counted: superseded by calibration."""
+    if not counts.get("superseded"):
+        return []
+    return [f"  {counts['superseded']} static findings superseded by calibration (the samples stayed finite "
+            "and within the limit there): listed in --json and --html, not counted"]
 
 
 def _placement(d: Mapping[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Kinds (``Finding.kind``, :data:`KINDS`), one module each:
 
 * ``overflow`` — a value of an fp16-typed var may exceed ±65504 (it is stored as ±inf)
-  (:mod:`.values`); with ``ane_limits=True`` lower Neural Engine limits apply too
+  (:mod:`.values`); constants holding ±inf, usually an additive attention mask, are classified by
+  :mod:`.constants`; with ``ane_limits=True`` lower Neural Engine limits apply too
   (:mod:`.neural_engine`);
 * ``nan`` — the op itself may create NaN (``inf - inf``, ``0·inf``, ``0/0``, softmax of a row
   that is -inf everywhere, sqrt/log of a negative) in an op touching fp16 (:mod:`.values`);
@@ -16,12 +17,14 @@ Kinds (``Finding.kind``, :data:`KINDS`), one module each:
   (:mod:`.rule_failures`).
 
 Severity: ``error`` — certain (every value of the static interval is beyond the limit) or
-observed in calibration; ``warning`` — possible by the static bound, and constants holding
-±inf (usually an additive mask made of ``finfo(float32).min``: a hazard, not a failure by
-itself), a failed analysis rule; ``info`` — propagation, an epsilon that keeps enough bits.
+observed in calibration; ``warning`` — possible by the static bound, a constant holding ±inf that
+is not a harmless additive mask, a failed analysis rule; ``info`` — propagation, a harmless mask,
+an epsilon that keeps enough bits.
 ``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
 ``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
 pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.
+``superseded_by`` (``"calibration"``, :mod:`.supersede`) marks findings that are listed but neither
+counted nor gated on.
 
 What "would overflow" means in calibration: a var typed fp16 whose value in the fp32 reference
 run (:mod:`milguard.analysis.reference`) exceeds the limit — the op wants a value fp16 cannot
@@ -33,8 +36,9 @@ otherwise ``overflow``/``nan`` observed in the typed run), so every non-finite o
 from __future__ import annotations
 
 from .collect import calibrated_findings, static_findings
-from .finding import COVERING_PASS, KINDS, Finding, count, covering
+from .finding import COVERING_PASS, KINDS, Finding, count, covering, is_active
 from .neural_engine import ANE_LIMITS, AneLimit
+from .supersede import combine
 
-__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "calibrated_findings", "count",
-           "covering", "static_findings"]
+__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "calibrated_findings", "combine",
+           "count", "covering", "is_active", "static_findings"]

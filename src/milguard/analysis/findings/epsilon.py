@@ -5,6 +5,9 @@ keeps only ``floor(log2(e / 2^-24)) + 1`` significant bits; below half of 2^-24 
 and ``rsqrt(var + 0)`` is inf on a constant row. Checked where an epsilon matters: added to a
 non-negative value in fp16 (``variance + eps``), and the ``epsilon`` parameter of the norm ops (their
 variance may always be 0) and of rsqrt/inverse/log (only when their ``x`` may reach 0).
+
+The finding's ``var`` is the epsilon constant itself: it is a fact about the program, which no
+calibration sample can supersede.
 """
 from __future__ import annotations
 
@@ -61,4 +64,4 @@ def _small(c: Collector, op: Any, var: Any, eps: np.ndarray, allow_zero: bool = 
         msg = (f"epsilon {small:.3g} is subnormal in fp16 (below 6.1e-5): it keeps only "
                f"{bits} significant bits")
         sev = "info" if bits >= SUBNORMAL_OK_BITS else "warning"
-    c.add(op, op.outputs[0].name, "underflow", sev, small, fp16.MIN_NORMAL, msg)
+    c.add(op, var.name, "underflow", sev, small, fp16.MIN_NORMAL, msg)

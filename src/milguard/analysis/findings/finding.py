@@ -26,6 +26,11 @@ class Finding:
     source: str
     covered_by: str | None
     message: str
+    superseded_by: str | None = None     # "calibration": the samples stayed within the static bound
+
+    @property
+    def active(self) -> bool:
+        return not self.superseded_by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,6 +38,11 @@ class Finding:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Finding:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+
+
+def is_active(finding: Mapping[str, Any]) -> bool:
+    """Not superseded by calibration: the findings that are counted and gated on."""
+    return not finding.get("superseded_by")
 
 
 def count(findings: Iterable[Finding]) -> dict[str, dict[str, int]]:

@@ -2,7 +2,7 @@
 
 From static intervals (``wanted`` is the exact result of the op on its typed inputs, ``typed`` the
 result rounded to the var's dtype) and from calibration (the fp32 reference run says what the op
-wants, the typed run what fp16 gives).
+wants, the typed run what fp16 gives). Constants are classified by :mod:`.constants`.
 """
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from ... import fp16
 from ...mil import dtype_name
 from ..calibrate import Calibration
 from ..interval import Interval
+from .constants import inf_constant
 from .finding import Collector, fmt
 from .operands import origin, touches_fp16
-
-CONST_INF = ("fp16 constant holds ±inf (a value beyond ±65504 was cast to fp16); harmless as an "
-             "additive mask unless a whole softmax row is masked")
 
 
 def static(c: Collector, op: Any, var: Any, wanted: Interval, typed: Interval,
@@ -86,8 +84,8 @@ def calibrated(c: Collector, op: Any, var: Any, cal: Calibration, ins: list[tupl
 
 
 def _constant(var: Any, seen: Interval) -> tuple[str, float, float, str]:
-    """A constant holding ±inf: usually an additive mask made of ``finfo(float32).min``."""
-    return "warning", seen.maxabs, fp16.MAX, CONST_INF
+    severity, message = inf_constant(var)
+    return severity, seen.maxabs, fp16.MAX, message
 
 
 def _ref_nonfinite(cal: Calibration, name: str) -> bool:
