@@ -5,6 +5,9 @@ Exit codes (:data:`EXIT`): 0 — done, no finding reaches ``--fail-on``; 1 — f
 a bad option, a calibration file that is not an npz, an op the executor cannot run, an output
 that exists): one line on stderr, no traceback (``--debug`` shows it), nothing written;
 3 — an internal error (a bug: please report it with the ``--debug`` traceback).
+
+Options not given on the command line come from the ``[tool.milguard]`` table of the nearest
+``pyproject.toml`` (:mod:`milguard.config`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from .progress import Progress, quiet
 
 EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
 FAIL_ON_CHOICES = ("never", "overflow", "any")
+CONFIG_NOTE = "Options not given here are read from [tool.milguard] in the nearest pyproject.toml."
 log = logging.getLogger("milguard")
 
 
@@ -53,12 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from .report import text
 
+    settings = _settle(args)
     progress = Progress(force=args.progress)
     model = _model_path(args.model)
     outputs = _check_report_outputs(args)
     with progress.step(f"loading {model}"):
         fn = _function(model, args.function, args.debug)
-    ranges = _input_ranges(args.input_range, fn)
+    ranges = _all_input_ranges(args, settings, fn)
     samples = _calibration(args.calibration, fn)
     report = _run_audit(progress, model, ranges, samples, args)
     d = report.to_dict()
@@ -72,13 +77,14 @@ def _fix(args: argparse.Namespace) -> int:
     from .actions.repair import METADATA_KEY, keep_fp32
     from .report import text
 
+    settings = _settle(args)
     progress = Progress(force=args.progress)
     model = _model_path(args.model)
     out = _fix_output(args.output, model)
     outputs = _check_report_outputs(args)
     with progress.step(f"loading {model}"):
         fn = _function(model, args.function, args.debug)
-    ranges = _input_ranges(args.input_range, fn)
+    ranges = _all_input_ranges(args, settings, fn)
     samples = _calibration(args.calibration, fn)
     options = _decision_options(args)
     from .actions.options import Options
@@ -113,7 +119,8 @@ def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args
         with progress.step(what), _silenced(args.debug):
             options = {k: v for k, v in _decision_options(args).items() if k != "compute_units" and v is not None}
             return audit(str(model), ranges or None, samples, function=args.function,
-                         ane_limits=args.ane_limits, compute_units=args.compute_units, **options)
+                         ane_limits=args.ane_limits, compute_units=args.compute_units, ignore=args.ignore,
+                         **options)
     except MilguardError as exc:         # e.g. the executor's unsupported op: name the model too
         if str(model) in str(exc):
             raise
@@ -132,6 +139,32 @@ def _gate(d: dict, fail_on: str) -> int:
 
 
 # ---- input checks ----------------------------------------------------------------------------
+
+def _settle(args: argparse.Namespace) -> Any:
+    """Fill what the command line left out from ``[tool.milguard]`` (the command line wins; ignore
+    rules add up) and check the ignore rules before any work. Returns the settings."""
+    from .analysis.findings import parse_ignore
+    from .config import load_config
+
+    settings = load_config()
+    given = settings.values
+    args.fail_on = args.fail_on or settings.fail_on or "never"
+    args.compute_units = args.compute_units or given.get("compute-units") or "ALL"
+    args.function = args.function or given.get("function") or "main"
+    args.ane_limits = bool(args.ane_limits or given.get("ane-limits"))
+    args.calibration = args.calibration or settings.calibration_paths() or None
+    for rule in args.ignore or ():
+        parse_ignore(rule, label="--ignore")
+    args.ignore = [*settings.ignore, *(args.ignore or ())]
+    return settings
+
+
+def _all_input_ranges(args: argparse.Namespace, settings: Any, fn: Any) -> dict[str, tuple[float, float]]:
+    """The file's input ranges, then the command line's (which replace them input by input)."""
+    ranges = _input_ranges(settings.input_range, fn, f"input-range in {settings.path}")
+    ranges.update(_input_ranges(args.input_range, fn))
+    return ranges
+
 
 def _model_path(value: str) -> Path:
     path = Path(value)
@@ -154,16 +187,17 @@ def _function(model: Path, function: str, debug: bool) -> Any:
     return program.functions[function]
 
 
-def _input_ranges(values: Sequence[str] | None, fn: Any) -> dict[str, tuple[float, float]]:
+def _input_ranges(values: Sequence[str] | None, fn: Any,
+                  label: str = "--input-range") -> dict[str, tuple[float, float]]:
     from .input_ranges import parse_input_ranges
 
     ranges: dict[str, tuple[float, float]] = {}
     for value in values or ():
         if "=" not in value or ":" not in value.partition("=")[2]:
-            raise MilguardError(f"bad --input-range '{value}': expected NAME=LO:HI, e.g. x=-30:30")
+            raise MilguardError(f"bad {label} '{value}': expected NAME=LO:HI, e.g. x=-30:30")
         for name, (lo, hi) in parse_input_ranges(value).items():
             if name not in fn.inputs:
-                raise MilguardError(f"bad --input-range '{value}': the model has no input '{name}' "
+                raise MilguardError(f"bad {label} '{value}': the model has no input '{name}' "
                                     f"(inputs: {', '.join(fn.inputs)})")
             ranges[name] = (lo, hi)
     return ranges
@@ -260,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="milguard", description="Audit and repair fp16 Core ML programs.",
                                  epilog="Exit codes: 0 ok, 1 findings reach --fail-on, 2 bad input, "
-                                        "3 internal error.")
+                                        "3 internal error. " + CONFIG_NOTE)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{audit,fix}")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -273,12 +307,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="one sample: an .npz with an array per input; repeatable")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout, no summary)")
         p.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML page")
-        p.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="never",
+        p.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default=None,
                        help="exit 1 when findings reach this level: overflow = overflow/NaN findings of "
-                            "severity error or warning; any = any error or warning (default: never)")
-        p.add_argument("--ane-limits", action="store_true",
+                            "severity error or warning; any = any error or warning (default: never). "
+                            "Findings superseded by calibration or ignored never count")
+        p.add_argument("--ignore", action="append", metavar="RULE",
+                       help="leave matching findings out of the counts and --fail-on: a kind (overflow, "
+                            "nan, nonfinite, underflow, accumulation, analysis), a glob of op names or "
+                            "torch module paths, or KIND:GLOB; repeatable")
+        p.add_argument("--ane-limits", action="store_true", default=None,
                        help="also check the Neural Engine's lower value limits (matmul 32752, ...)")
-        p.add_argument("--compute-units", default="ALL", choices=COMPUTE_UNITS,
+        p.add_argument("--compute-units", default=None, choices=COMPUTE_UNITS,
                        help="compute units the model targets: the expected placement, and which remedy "
                             "is cheapest (default ALL; CPU_AND_GPU and CPU_ONLY make fp32 islands cheap)")
         p.add_argument("--remedy", choices=("auto", "rescale", "fp32"), default="auto",
@@ -294,21 +333,23 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--keep-native", choices=("at_risk", "never", "always"), default="at_risk",
                        help="native layer_norm/softmax/... ops: decided like the others (at_risk, default), "
                             "never touched, or always fp32")
-        p.add_argument("--function", default="main", help="the function to audit (default main)")
+        p.add_argument("--function", default=None, help="the function to audit (default main)")
         p.add_argument("--progress", action="store_true",
                        help="show progress on stderr even when it is not a terminal")
         p.add_argument("--debug", action="store_true", help="show tracebacks and coremltools' messages")
 
     audit = sub.add_parser("audit", help="report patterns, fp16 findings and expected placement",
                            description="Report patterns and their precision, fp16 overflow/underflow "
-                                       "findings and the expected placement of an ML program.")
+                                       "findings and the expected placement of an ML program.",
+                           epilog=CONFIG_NOTE)
     common(audit)
     audit.set_defaults(run=_audit)
 
     fix = sub.add_parser("fix", help="write a new package with the remedies applied",
                          description="Decide per norm / softmax region of an fp16 ML program (leave it "
                                      "fp16, rewrite it fp16-safely, or keep it fp32) and write a new "
-                                     "package; audit before and after.")
+                                     "package; audit before and after.",
+                         epilog=CONFIG_NOTE)
     common(fix)
     fix.add_argument("-o", "--output", required=True, metavar="OUT.mlpackage",
                      help="the new package (must not exist)")

@@ -6,7 +6,7 @@
         assert_fp16_safe("model.mlpackage", input_ranges={"x": (-30, 30)}, calibration="batch.npz")
 
 Fail-on levels (:data:`FAIL_ON`), applied to the active findings of :func:`milguard.audit` (those
-not superseded by calibration):
+neither superseded by calibration nor ignored):
 
 * ``overflow`` — a finding of kind ``overflow`` or ``nan`` with severity ``error`` or
   ``warning``: an fp16 value may exceed ±65504 (stored as ±inf) or an op may create NaN
@@ -23,7 +23,8 @@ not superseded by calibration):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 GATING_SEVERITIES = ("error", "warning")
 
@@ -49,11 +50,15 @@ FAIL_ON: dict[str, FailOn] = {
 
 def failing(findings: Iterable[Mapping[str, Any]], fail_on: str) -> list[Mapping[str, Any]]:
     """The findings (dicts of the audit schema) that reach the level ``fail_on``."""
+    check_level(fail_on)
+    level = FAIL_ON[fail_on]
+    return [f for f in findings if level.reached_by(f)]
+
+
+def check_level(fail_on: str) -> None:
     if fail_on not in FAIL_ON:
         from .errors import MilguardError
         raise MilguardError(f"fail_on must be one of {', '.join(FAIL_ON)}, got '{fail_on}'")
-    level = FAIL_ON[fail_on]
-    return [f for f in findings if level.reached_by(f)]
 
 
 def describe(finding: Mapping[str, Any]) -> str:
@@ -64,18 +69,33 @@ def describe(finding: Mapping[str, Any]) -> str:
 
 
 def assert_fp16_safe(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None,
-                     calibration: Any = None, fail_on: str = "overflow", **audit_options: Any) -> Any:
+                     calibration: Any = None, fail_on: str | None = None, ignore: Sequence[str] = (), *,
+                     config: bool | str | Path = True, **audit_options: Any) -> Any:
     """Audit ``model`` and raise ``AssertionError`` listing every finding that reaches ``fail_on``.
 
-    ``model``: Program, MLModel or ``.mlpackage`` path; ``input_ranges`` and ``calibration`` as for
-    :func:`milguard.audit` (so are ``audit_options``: function, ane_limits, compute_units).
-    Returns the :class:`~milguard.report.audit.AuditReport` when the model passes.
+    ``model``: Program, MLModel or ``.mlpackage`` path; ``input_ranges``, ``calibration`` and
+    ``ignore`` as for :func:`milguard.audit` (so are ``audit_options``: function, ane_limits,
+    compute_units). ``config``: read ``[tool.milguard]`` from the nearest ``pyproject.toml`` (True,
+    the default), from this file (a path), or not at all (False); its settings apply where an
+    argument is not given (``fail_on`` then defaults to ``overflow``), its ``ignore`` rules add to
+    ``ignore`` and an ``input_ranges`` entry replaces its range for that input
+    (:mod:`milguard.config`). Returns the :class:`~milguard.report.audit.AuditReport` when the
+    model passes.
     """
+    from .config import load_config
     from .report.audit import audit
 
-    if fail_on not in FAIL_ON:          # reject a bad level before the (slow) audit
-        failing((), fail_on)
-    report = audit(model, input_ranges, calibration, **audit_options)
+    settings = load_config(None if config is True else config) if config else None
+    if settings is not None:
+        fail_on = fail_on or settings.fail_on
+        input_ranges = {**settings.input_ranges(), **(input_ranges or {})} or None
+        calibration = calibration if calibration is not None else settings.calibration_paths() or None
+        ignore = [*settings.ignore, *ignore]
+        for key, value in settings.audit_options().items():
+            audit_options.setdefault(key, value)
+    fail_on = fail_on or "overflow"
+    check_level(fail_on)                 # reject a bad level before the (slow) audit
+    report = audit(model, input_ranges, calibration, ignore=ignore, **audit_options)
     data = report.to_dict()
     bad = failing(data["findings"], fail_on)
     if bad:

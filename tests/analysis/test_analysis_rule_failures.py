@@ -57,6 +57,7 @@ def test_analysis_findings_gate_on_any_not_on_overflow(monkeypatch):
     assert f in failing(d["findings"], "any")
     assert f not in failing(d["findings"], "overflow")
     assert f["superseded_by"] is None                        # calibration does not hide a bug
+    assert audit(_rms(), ignore=["analysis"]).to_dict()["summary"]["findings"]["ignored"] == 1
 
 
 def _attention() -> Program:

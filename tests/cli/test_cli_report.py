@@ -122,35 +122,37 @@ def test_fail_on_levels_are_data():
     assert [lvl for lvl in FAIL_ON if failing([under], lvl)] == ["any"]
 
 
-def test_fail_on_skips_superseded_findings():
+def test_fail_on_skips_superseded_and_ignored_findings():
     f = {"severity": "error", "kind": "overflow"}
     assert failing([f], "overflow") == [f]
     assert failing([{**f, "superseded_by": "calibration"}], "any") == []
+    assert failing([{**f, "ignored_by": "overflow"}], "any") == []
     analysis = {"severity": "warning", "kind": "analysis"}
     assert [lvl for lvl in FAIL_ON if failing([analysis], lvl)] == ["any"]
 
 
 @pytest.fixture(scope="module")
 def quiet(rms, planted) -> dict:
-    """Static bounds for |x| <= 300 and a tame sample."""
+    """Static bounds for |x| <= 300, a tame sample, and the epsilon finding ignored."""
     tame = {"x": planted["x"].clip(-2, 2)}
-    return audit(rms(eps=1e-3), {"x": (-300, 300)}, tame).to_dict()
+    return audit(rms(eps=1e-7), {"x": (-300, 300)}, tame, ignore=["underflow:add_*"]).to_dict()
 
 
-def test_text_counts_superseded_findings(quiet):
+def test_text_counts_superseded_and_ignored_findings(quiet):
     counts = quiet["summary"]["findings"]
-    assert counts["superseded"] >= 1 and counts["active"] == 0
+    assert counts["superseded"] >= 1 and counts["ignored"] == 1
     out = text.render(quiet)
     assert "Findings: none" in out
     assert (f"{counts['superseded']} static findings superseded by calibration (the samples stayed finite "
-            "and within the limit there): listed in --json and --html, not counted") in out
+            "and within the limit there) and 1 ignored: listed in --json and --html, not counted") in out
+    assert "ignoring: underflow:add_*" in out and "add_eps" not in out.split("Findings:")[1]
 
 
-def test_page_folds_superseded_findings(quiet):
+def test_page_folds_superseded_and_ignored_findings(quiet):
     page = html.render(quiet)
     assert "class='verdict ok'" in page and "class='quiet-findings'" in page
     quiet_rows = page.split("class='quiet-findings'")[1]
-    assert "superseded by calibration" in quiet_rows
+    assert "superseded by calibration" in quiet_rows and "ignored (<code>underflow:add_*</code>)" in quiet_rows
     ax, _ = html.figure(quiet).axes
     assert not _by_gid(ax, "finding:")                 # no ring for a finding that is not counted
 

@@ -1,7 +1,7 @@
 """``audit``: patterns, precision, fp16 risk findings, ranges and expected placement of a model.
 
 ``audit(model, input_ranges=None, calibration=None, *, function="main", ane_limits=False,
-compute_units="ALL", accumulate="fp32")`` returns an :class:`AuditReport`.
+compute_units="ALL", accumulate="fp32", ignore=())`` returns an :class:`AuditReport`.
 ``to_dict()`` is the schema the CLI, the JSON output and the HTML page read::
 
     {
@@ -11,15 +11,16 @@ compute_units="ALL", accumulate="fp32")`` returns an :class:`AuditReport`.
       "options": {"input_ranges": {input: [lo, hi]},
                   "input_range_origins": {input: "given" | "default" | "indices" | "dtype"},
                   "ane_limits": bool, "compute_units": str, "accumulate": str,
-                  "calibration_samples": int | None},
+                  "calibration_samples": int | None,
+                  "ignore": [rule]},   # KIND, GLOB or KIND:GLOB (milguard.analysis.findings.ignore)
       "summary": {
         "ops": int,                    # non-const ops
         "op_types": {op type: count},
         "fp16_ops": int, "fp32_ops": int, "other_ops": int,   # by the dtype of the first output
         "patterns": int,
         "findings": {"total": int,     # every listed finding
-                     "active": int,    # total - superseded; by_* count these
-                     "superseded": int,
+                     "active": int,    # total - superseded - ignored; by_* count these
+                     "superseded": int, "ignored": int,
                      "by_kind": {...}, "by_severity": {...}, "by_source": {...}},
         "unknown_ops": int,
       },
@@ -27,7 +28,7 @@ compute_units="ALL", accumulate="fp32")`` returns an :class:`AuditReport`.
                     "module": str | None, "covered_by": pass name}],
       "findings": [{"kind", "severity", "op", "op_type", "var", "module", "magnitude", "limit",
                     "source": "static"|"calibration"|"pass", "covered_by", "message",
-                    "superseded_by": "calibration" | None}],
+                    "superseded_by": "calibration" | None, "ignored_by": rule | None}],
       "ranges": [{"var", "op", "op_type", "dtype",
                   "lo", "hi", "may_nan",                   # static, before dtype rounding
                   "observed_lo", "observed_hi",            # typed run (calibration only)
@@ -40,10 +41,10 @@ compute_units="ALL", accumulate="fp32")`` returns an :class:`AuditReport`.
 
 Finding kinds, severities and sources: :mod:`milguard.analysis.findings`. A static finding that
 the calibration samples clear carries ``superseded_by: "calibration"``
-(:mod:`milguard.analysis.findings.supersede`): it stays listed but is left out of the ``by_*``
-counts and of ``--fail-on``.
-Format history: ``milguard.audit/1`` had no ``superseded_by``, no ``analysis`` kind, no
-``input_range_origins`` option, and counted every finding in ``by_*``.
+(:mod:`milguard.analysis.findings.supersede`); one an ignore rule matches carries ``ignored_by``.
+Both stay listed but are left out of the ``by_*`` counts and of ``--fail-on``.
+Format history: ``milguard.audit/1`` had neither field, no ``analysis`` kind, no
+``input_range_origins`` or ``ignore`` option, and counted every finding in ``by_*``.
 
 ``ranges`` lists float vars in program order (function inputs first, const ops left out).
 Non-finite numbers are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` in JSON (and
@@ -60,12 +61,14 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import coremltools as ct
 
 from ..analysis.calibrate import calibrate
-from ..analysis.findings import Finding, calibrated_findings, combine, count, static_findings
+from ..analysis.findings import (
+    Finding, apply_ignores, calibrated_findings, combine, count, parse_ignores, static_findings,
+)
 from ..analysis.graph import pattern_index, placement_index
 from ..analysis.ranges import RangeMap, propagate
 from ..errors import MilguardError, ModelError
@@ -130,12 +133,14 @@ class AuditReport:
 def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = None,
           calibration: Any = None, *, function: str = "main", ane_limits: bool = False,
           compute_units: str = "ALL", accumulate: str = "fp32", remedy: str = "auto",
-          **options: Any) -> AuditReport:
-    """Audit ``function`` of a Program, MLModel or ``.mlpackage`` path for fp16 risk.
+          ignore: Sequence[str] = (), **options: Any) -> AuditReport:
+    """Audit ``function`` of a Program, MLModel or ``.mlpackage`` path for fp16 risk; ``ignore``
+    holds rules (``KIND``, ``GLOB``, ``KIND:GLOB``) for findings known to be harmless.
 
     Every matched region gets the decision ``milguard fix`` would make with the same options
     (``remedy``, ``compute_units``, ``scope``, ``families``, ``exclude``, ``keep_native``) and data:
     :mod:`milguard.actions.decide`."""
+    rules = parse_ignores(ignore)
     loaded = load(model)
     program = loaded.program
     if function not in program.functions:
@@ -151,7 +156,7 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         observed = calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
     decisions = _decisions(program, function, matches, cal, input_ranges, compute_units, accumulate, remedy,
                            options)
-    findings = _covered(combine(bounds, observed, cal, fn), matches, decisions)
+    findings = _covered(apply_ignores(combine(bounds, observed, cal, fn), rules), matches, decisions)
     placement = _placement(fn, compute_units, loaded.metadata, function)
     data = {
         "format": FORMAT,
@@ -160,7 +165,8 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         "options": {"input_ranges": {k: list(v) for k, v in ranges.input_ranges.items()},
                     "input_range_origins": dict(ranges.input_origins),
                     "ane_limits": bool(ane_limits), "compute_units": str(compute_units),
-                    "accumulate": accumulate, "calibration_samples": cal.samples if cal else None},
+                    "accumulate": accumulate, "calibration_samples": cal.samples if cal else None,
+                    "ignore": [r.text for r in rules]},
         "summary": {**_summary(fn, matches, findings, ranges), "decisions": _count_decisions(decisions)},
         "patterns": _patterns(matches, decisions),
         "findings": [f.to_dict() for f in findings],
@@ -204,8 +210,9 @@ def _summary(fn: Any, matches: Mapping[str, Any], findings: list[Finding], range
 
 def _counts(findings: list[Finding]) -> dict[str, Any]:
     active = [f for f in findings if f.active]
-    return {"total": len(findings), "active": len(active), "superseded": len(findings) - len(active),
-            **count(active)}
+    superseded = sum(bool(f.superseded_by) for f in findings)
+    return {"total": len(findings), "active": len(active), "superseded": superseded,
+            "ignored": len(findings) - len(active) - superseded, **count(active)}
 
 
 def _unique(matches: Mapping[str, Any]) -> list[Any]:

@@ -78,12 +78,14 @@ def findings_section(d: Mapping[str, Any]) -> str:
         folded = table(("not counted", *head), [[_not_counted(f), *r] for f, r in zip(quiet, rows(quiet))],
                        "quiet-findings")
         out.append(f"<details><summary>{len(quiet)} findings not counted: static bounds superseded by "
-                   f"calibration</summary>{folded}</details>")
+                   f"calibration, or ignored</summary>{folded}</details>")
     return "\n".join(out)
 
 
 def _not_counted(f: Mapping[str, Any]) -> str:
-    return f"superseded by {esc(f['superseded_by'])}"
+    if f.get("superseded_by"):
+        return f"superseded by {esc(f['superseded_by'])}"
+    return f"ignored (<code>{esc(f.get('ignored_by'))}</code>)"
 
 
 def patterns_section(d: Mapping[str, Any]) -> str:

@@ -61,6 +61,8 @@ def _header(d: Mapping[str, Any], title: str) -> str:
     lines = [f"{title}: {d['model']} (function {d['function']})",
              f"  {s['ops']} ops: {s['fp16_ops']} fp16, {s['fp32_ops']} fp32, {s['other_ops']} other",
              f"  input ranges: {ranges or '-'}; {cal}"]
+    if opts.get("ignore"):
+        lines.append(f"  ignoring: {', '.join(opts['ignore'])}")
     if s.get("unknown_ops"):
         types = sorted({u["op_type"] for u in d.get("unknown_ops", [])})
         lines.append(f"  {s['unknown_ops']} ops without a range rule ({', '.join(types)}): "
@@ -124,11 +126,14 @@ def _findings(d: Mapping[str, Any], max_findings: int) -> str:
 
 
 def _suppressed(counts: Mapping[str, Any]) -> list[str]:
-    """A line for the findings that are listed but not counted: superseded by calibration."""
-    if not counts.get("superseded"):
-        return []
-    return [f"  {counts['superseded']} static findings superseded by calibration (the samples stayed finite "
-            "and within the limit there): listed in --json and --html, not counted"]
+    """A line for the findings that are listed but not counted: superseded and ignored."""
+    parts = []
+    if counts.get("superseded"):
+        parts.append(f"{counts['superseded']} static findings superseded by calibration (the samples "
+                     "stayed finite and within the limit there)")
+    if counts.get("ignored"):
+        parts.append(f"{counts['ignored']} ignored")
+    return [f"  {' and '.join(parts)}: listed in --json and --html, not counted"] if parts else []
 
 
 def _placement(d: Mapping[str, Any]) -> str:

@@ -23,8 +23,8 @@ an epsilon that keeps enough bits.
 ``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
 ``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
 pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.
-``superseded_by`` (``"calibration"``, :mod:`.supersede`) marks findings that are listed but neither
-counted nor gated on.
+``superseded_by`` (``"calibration"``, :mod:`.supersede`) and ``ignored_by`` (the matching rule,
+:mod:`.ignore`) mark findings that are listed but neither counted nor gated on.
 
 What "would overflow" means in calibration: a var typed fp16 whose value in the fp32 reference
 run (:mod:`milguard.analysis.reference`) exceeds the limit — the op wants a value fp16 cannot
@@ -37,8 +37,10 @@ from __future__ import annotations
 
 from .collect import calibrated_findings, static_findings
 from .finding import COVERING_PASS, KINDS, Finding, count, covering, is_active
+from .ignore import IgnoreRule, apply_ignores, parse_ignore, parse_ignores
 from .neural_engine import ANE_LIMITS, AneLimit
 from .supersede import combine
 
-__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "calibrated_findings", "combine",
-           "count", "covering", "is_active", "static_findings"]
+__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "IgnoreRule", "apply_ignores",
+           "calibrated_findings", "combine", "count", "covering", "is_active", "parse_ignore",
+           "parse_ignores", "static_findings"]

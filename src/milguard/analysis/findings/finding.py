@@ -27,10 +27,11 @@ class Finding:
     covered_by: str | None
     message: str
     superseded_by: str | None = None     # "calibration": the samples stayed within the static bound
+    ignored_by: str | None = None        # the --ignore rule (or [tool.milguard] ignore entry) that matched
 
     @property
     def active(self) -> bool:
-        return not self.superseded_by
+        return not self.superseded_by and not self.ignored_by
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,8 +42,8 @@ class Finding:
 
 
 def is_active(finding: Mapping[str, Any]) -> bool:
-    """Not superseded by calibration: the findings that are counted and gated on."""
-    return not finding.get("superseded_by")
+    """Neither superseded by calibration nor ignored: the findings that are counted and gated on."""
+    return not finding.get("superseded_by") and not finding.get("ignored_by")
 
 
 def count(findings: Iterable[Finding]) -> dict[str, dict[str, int]]:
