@@ -21,11 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .config import FAIL_ON_LEVELS
 from .errors import MilguardError, ModelError, one_line
 from .progress import Progress, quiet
 
 EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
-FAIL_ON_CHOICES = ("never", "overflow", "any")
+
 CONFIG_NOTE = "Options not given here are read from [tool.milguard] in the nearest pyproject.toml."
 log = logging.getLogger("milguard")
 
@@ -307,7 +308,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="one sample: an .npz with an array per input; repeatable")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout, no summary)")
         p.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML page")
-        p.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default=None,
+        p.add_argument("--fail-on", choices=FAIL_ON_LEVELS, default=None,
                        help="exit 1 when findings reach this level: overflow = overflow/NaN findings of "
                             "severity error or warning; any = any error or warning (default: never). "
                             "Findings superseded by calibration or ignored never count")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .config import FAIL_ON_LEVELS
+
 GATING_SEVERITIES = ("error", "warning")
 
 
@@ -46,6 +48,7 @@ FAIL_ON: dict[str, FailOn] = {
     "any": FailOn(kinds=None, severities=GATING_SEVERITIES),
     "never": FailOn(kinds=(), severities=()),
 }
+assert set(FAIL_ON) == set(FAIL_ON_LEVELS), "every level the config and the CLI accept has a meaning here"
 
 
 def failing(findings: Iterable[Mapping[str, Any]], fail_on: str) -> list[Mapping[str, Any]]:

@@ -36,7 +36,7 @@ LAYERS = (
     ("families",),
     ("analysis", "passes"),
     ("actions",),
-    ("precision", "report"),
+    ("precision", "report", "config"),
     ("registered", "testing"),
     ("cli", "milguard"),
     ("__main__", "demo"),

@@ -6,11 +6,11 @@ warnings (info findings only pass on upstream inf/NaN).
 """
 from __future__ import annotations
 
-from ..analysis.findings import is_active
-
 import html
 import math
 from typing import Any, Mapping
+
+from ..analysis.findings import is_active
 
 DEVICE_NAME = {"ane": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
 

@@ -34,7 +34,7 @@ ANE_LIMITS: tuple[AneLimit, ...] = (
     AneLimit(("softplus",), 10.4, "input", "apple/coremltools#2687"),
     # the fused layer_norm overflowed fp16 on the ANE for large inputs (fixed in macOS Sonoma);
     # (x - mean)² leaves fp16 once |x - mean| > sqrt(65504) = 255.9
-    AneLimit(("layer_norm", "instance_norm"), 255.9, "input_abs",
+    AneLimit(("layer_norm", "instance_norm"), fp16.SQUARE_LIMIT, "input_abs",
              "smpanaro/more-ane-transformers NOTES, Aug 2023", "its internal (x - mean)² may overflow"),
 )
 
