@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
 import common  # noqa: E402
+from common import precision_stats, snr_db  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_policies"
@@ -94,39 +95,6 @@ def policies() -> dict[str, Callable[[], dict[str, Any]]]:
         "milguard": lambda: {"pass_pipeline": milguard.pipeline()},
         "milguard_core": lambda: {"pass_pipeline": milguard.pipeline(scope="core")},
     }
-
-
-def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
-    """10 log10(sum ref^2 / sum (out - ref)^2); -inf when out is not finite, inf when exact."""
-    if not np.isfinite(out).all():
-        return -math.inf
-    err = float(np.sum((out.astype(np.float64) - ref) ** 2))
-    return math.inf if err == 0 else 10.0 * math.log10(float(np.sum(ref ** 2)) / err)
-
-
-def precision_stats(fn: Any) -> dict[str, Any]:
-    """fp32 compute ops, casts, and the share of FLOPs whose op computes in fp16."""
-    from milguard.mil import dtype_name, iter_ops
-    from milguard.placement.flops import flops
-
-    fp16 = fp32 = 0.0
-    fp32_ops = casts = 0
-    for op in iter_ops(fn):
-        if op.op_type == "const" or not op.outputs:
-            continue
-        if op.op_type == "cast":
-            casts += 1
-            continue
-        dtype = dtype_name(op.outputs[0])
-        f = flops(op)
-        if dtype == "fp16":
-            fp16 += f
-        elif dtype == "fp32":
-            fp32 += f
-            fp32_ops += 1
-    total = fp16 + fp32
-    return {"fp32_ops": fp32_ops, "casts": casts, "flops_fp16_share": fp16 / total if total else 0.0,
-            "flops_total": total}
 
 
 def placement_stats(fn: Any) -> dict[str, Any]:
@@ -273,7 +241,7 @@ def markdown(result: dict) -> str:
                 continue
             lines.append(
                 f"| {m['model']} | {p} | {r['max_abs_err']:.3g} | {r['nonfinite']} | "
-                f"{_db(r.get('snr_db_fp16_accumulate'))} | {_fmt_pct(r['flops_fp16_share'])} | "
+                f"{common.db_text(r.get('snr_db_fp16_accumulate'))} | {_fmt_pct(r['flops_fp16_share'])} | "
                 f"{r['fp32_ops']} | {r['casts']} | {r.get('segments', '–')} | {r.get('transitions', '–')} | "
                 f"{_fmt(r.get('relative_cost'))} |")
     v = result["verdicts"]
@@ -314,12 +282,6 @@ def minilm_ranges_markdown() -> list[str]:
     return lines
 
 
-def _db(v: Any) -> str:
-    if v is None:
-        return "–"
-    return "inf/NaN" if v == -math.inf else ("exact" if v == math.inf else f"{v:.1f}")
-
-
 def policies_order() -> tuple[str, ...]:
     return ("float32", "fp16", "seed_pow_sqrt", "autocast_list", "milguard", "milguard_core")
 
@@ -329,22 +291,11 @@ def _fmt(v: Any) -> str:
 
 
 def _fmt_pct(v: Any) -> str:
-    """Truncated to 0.01%: a share just under 99% never prints as 99.00%."""
-    return "–" if v is None else f"{math.floor(v * 10000) / 100:.2f}%"
+    return "–" if v is None else common.truncated_pct(v)
 
 
 def _yn(b: bool) -> str:
     return "yes" if b else "no"
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -364,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     result = {"name": NAME, "machine": platform.platform(), "models": models,
               "verdicts": verdicts(models)}
-    common.save_results(args.out, NAME, _json_safe(result), markdown(result))
+    common.save_results(args.out, NAME, common.json_safe(result), markdown(result))
     return result
 
 

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: a quiet coremltools, best-of timing, growth exponents, and the
+"""What the benchmark scripts share: a quiet coremltools, best-of timing, growth exponents, output SNR,
+the share of FLOPs in fp16, JSON-safe results, zoo inputs with a scaled planted magnitude, and the
 synthetic LLaMA-shaped MIL programs they measure.
 
 ``llama_program(layers, ...)`` builds, with the MIL builder (no torch), ``layers`` pre-norm decoder
@@ -47,6 +48,82 @@ def growth_exponent(ops: list[float], seconds: list[float]) -> float | None:
     if len(pts) < 2:
         return None
     return float(np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0])
+
+
+def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (out - ref)^2); -inf when out is not finite, inf when exact."""
+    out = np.asarray(out)
+    if not np.isfinite(out).all():
+        return -math.inf
+    err = float(np.sum((out.astype(np.float64) - ref) ** 2))
+    return math.inf if err == 0 else 10.0 * math.log10(float(np.sum(np.asarray(ref, np.float64) ** 2)) / err)
+
+
+def db_text(v: Any) -> str:
+    """An SNR for a table: "inf/NaN" for a non-finite output, "exact", or one decimal; "–" when absent."""
+    if v is None:
+        return "–"
+    v = float(v)    # results read back from JSON hold "inf" / "-inf" as strings
+    return "inf/NaN" if v == -math.inf else ("exact" if v == math.inf else f"{v:.1f}")
+
+
+def truncated_pct(share: float) -> str:
+    """99.998% -> '99.99%': a share just under a threshold never prints as the threshold."""
+    return f"{math.floor(share * 10000) / 100:.2f}%"
+
+
+def precision_stats(fn: Any) -> dict[str, Any]:
+    """fp32 compute ops, casts, and the share of FLOPs whose op computes in fp16, of a MIL function.
+
+    An op computes in the dtype of its first output; FLOPs per op from ``milguard.placement.flops``.
+    Consts and casts count in neither share; ops with a non-float output (comparisons) neither.
+    """
+    from milguard.mil import dtype_name, iter_ops
+    from milguard.placement.flops import flops
+
+    fp16 = fp32 = 0.0
+    fp32_ops = casts = 0
+    for op in iter_ops(fn):
+        if op.op_type == "const" or not op.outputs:
+            continue
+        if op.op_type == "cast":
+            casts += 1
+            continue
+        dtype = dtype_name(op.outputs[0])
+        f = flops(op)
+        if dtype == "fp16":
+            fp16 += f
+        elif dtype == "fp32":
+            fp32 += f
+            fp32_ops += 1
+    total = fp16 + fp32
+    return {"fp32_ops": fp32_ops, "casts": casts, "flops_fp16_share": fp16 / total if total else 0.0,
+            "flops_total": total}
+
+
+def scaled_planted_inputs(entry: Any, factor: float, seed: int = 0) -> tuple:
+    """A zoo entry's inputs with its scenario planted at ``factor`` times the documented magnitude.
+
+    Same channels, positions and calibration point as ``entry.planted_inputs(seed)`` (which is
+    ``factor=1``): the input of ``scenario.where`` then reaches ``factor * scenario.magnitude``.
+    """
+    from dataclasses import replace
+
+    from milguard.zoo.planting import plant
+
+    scenario = replace(entry.scenario, magnitude=entry.scenario.magnitude * factor)
+    return plant(entry.build(seed), entry.example_inputs(seed), scenario)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats as the strings "inf", "-inf", "nan" (JSON has no such numbers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def source_revision() -> str | None:

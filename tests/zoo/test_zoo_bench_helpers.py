@@ -24,6 +24,7 @@ def _load(name: str):
 policies = _load("bench_policies")
 run_all = _load("run_all")
 passes = _load("bench_passes")
+common = _load("common")
 
 
 def test_seed_selector_keeps_pow_to_sqrt_fp32():
@@ -46,9 +47,41 @@ def test_autocast_list_follows_torch_not_sqrt():
 
 def test_snr():
     ref = np.array([1.0, -2.0, 3.0])
-    assert policies.snr_db(ref, ref) == math.inf
-    assert policies.snr_db(ref, np.array([1.0, np.nan, 3.0])) == -math.inf
-    assert abs(policies.snr_db(ref, ref * 1.1) - 20.0) < 1e-9   # error 10% of the signal: 100x power
+    assert common.snr_db(ref, ref) == math.inf
+    assert common.snr_db(ref, np.array([1.0, np.nan, 3.0])) == -math.inf
+    assert abs(common.snr_db(ref, ref * 1.1) - 20.0) < 1e-9   # error 10% of the signal: 100x power
+    assert common.db_text(-math.inf) == "inf/NaN" and common.db_text("inf") == "exact"
+    assert common.db_text(None) == "–" and common.db_text(40.04) == "40.0"
+
+
+def test_json_safe_spells_non_finite_floats():
+    data = {"a": [math.inf, 1.5], "b": {"c": -math.inf, "d": math.nan}, "e": "x"}
+    safe = common.json_safe(data)
+    assert safe == {"a": ["inf", 1.5], "b": {"c": "-inf", "d": "nan"}, "e": "x"}
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe
+
+
+def test_precision_stats_share_of_fp16_flops():
+    fp16 = common.precision_stats(common.llama_program(1, dtype="fp16").functions["main"])
+    assert fp16["flops_fp16_share"] == 1.0 and fp16["fp32_ops"] == 0 and fp16["casts"] == 0
+    island = common.precision_stats(common.llama_program(1, dtype="fp16", norm="fp32_island").functions["main"])
+    assert island["casts"] == 4 and island["fp32_ops"] > 0
+    assert 0.9 < island["flops_fp16_share"] < 1.0
+    assert island["flops_total"] == fp16["flops_total"]
+
+
+def test_scaled_planted_inputs_reach_the_scaled_magnitude():
+    import torch
+
+    from milguard.zoo import MODELS
+    from milguard.zoo.planting import capture_input
+
+    entry = MODELS["vit_block"]
+    s = entry.scenario
+    assert all(torch.equal(a, b) for a, b in zip(common.scaled_planted_inputs(entry, 1.0), entry.planted_inputs()))
+    doubled = common.scaled_planted_inputs(entry, 2.0)
+    reached = float(capture_input(entry.build(), s.where, doubled).abs().max())
+    assert abs(reached - 2 * s.magnitude) < 1e-6 * s.magnitude
 
 
 def test_growth_exponent_recovers_a_power_law():
@@ -91,3 +124,4 @@ def test_run_one_hides_run_all_options_from_scripts(tmp_path, monkeypatch):
     broken.write_text("def main(argv=None):\n    raise RuntimeError('boom')\n")
     failed = run_all.run_one(broken)
     assert not failed["ok"] and "RuntimeError: boom" in failed["error"]
+
