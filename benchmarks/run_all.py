@@ -11,8 +11,9 @@ it took and whether it raised, then writes
     python benchmarks/run_all.py [--only a,b] [--skip a,b] [--summary-only] [--readme README.md]
 
 ``--readme`` replaces the text between ``<!-- benchmarks:begin -->`` and
-``<!-- benchmarks:end -->`` in that file with the headline table (nothing is written when the
-markers are absent). Exit code 1 when a benchmark failed.
+``<!-- benchmarks:end -->`` in that file with the headline table, and the text between
+``<!-- peers:begin -->`` and ``<!-- peers:end -->`` with the peer comparison of ``bench_peers.py``
+(a pair of markers absent from the file is left alone). Exit code 1 when a benchmark failed.
 """
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))   # the shared benchmark helpers
+from common import truncated_pct  # noqa: E402
+
 RESULTS = HERE / "results"
 BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+PEERS_BEGIN, PEERS_END = "<!-- peers:begin -->", "<!-- peers:end -->"
 POLICY_COLUMNS = (("float32", "FLOAT32"), ("fp16", "default fp16"), ("seed_pow_sqrt", "seed pow→sqrt"),
                   ("autocast_list", "autocast list"), ("milguard", "milguard"), ("milguard_core", "milguard core"))
 
@@ -38,16 +43,21 @@ def discover() -> list[Path]:
     return sorted(HERE.glob("bench_*.py"))
 
 
+def load_script(path: Path) -> Any:
+    """Import the benchmark script at ``path`` as module ``benchmarks_<stem>``."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_one(path: Path) -> dict[str, Any]:
     """Import ``path`` as a module and call its ``main``; never raises."""
     status: dict[str, Any] = {"name": path.stem, "script": path.name}
     t0 = time.perf_counter()
     try:
-        spec = importlib.util.spec_from_file_location(f"benchmarks_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        main = getattr(module, "main")
+        main = getattr(load_script(path), "main")
         params = inspect.signature(main).parameters
         saved_argv, sys.argv = sys.argv, [str(path)]     # scripts that read sys.argv see no options
         try:
@@ -93,9 +103,12 @@ def _cell(row: dict) -> str:
     return text if share is None else f"{text} ({truncated_pct(share)})"
 
 
-def truncated_pct(share: float) -> str:
-    """99.998% -> '99.99%': a share just under a threshold never prints as the threshold."""
-    return f"{math.floor(share * 10000) / 100:.2f}%"
+def peers_headline(results_dir: Path = RESULTS) -> str:
+    """The README's peer table and findings, formatted by ``bench_peers.readme_table`` from its results."""
+    path = results_dir / "bench_peers.json"
+    if not path.is_file():
+        return "_No peer comparison yet: run `python benchmarks/bench_peers.py` (needs the `peers` extra)._\n"
+    return load_script(HERE / "bench_peers.py").readme_table(json.loads(path.read_text()))
 
 
 def summary(statuses: list[dict], results_dir: Path = RESULTS) -> str:
@@ -125,15 +138,19 @@ def _result_files(stem: str, results_dir: Path) -> list[Path]:
     return [p for n in sorted(names) for p in (results_dir / f"{n}.json", results_dir / f"{n}.md") if p.is_file()]
 
 
-def update_readme(readme: Path, table: str) -> bool:
+def update_readme(readme: Path, table: str, begin: str = BEGIN, end: str = END) -> bool:
     """Replace the text between the markers with ``table``; False when the markers are absent."""
     text = readme.read_text()
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    readme.write_text(f"{before}{BEGIN}\n{table}{END}{after}")
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{begin}\n{table}{end}{after}")
     return True
+
+
+#: README sections refreshed by ``--readme``: (begin marker, end marker, table from the results)
+README_TABLES = ((BEGIN, END, headline), (PEERS_BEGIN, PEERS_END, peers_headline))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         status_file.write_text(json.dumps([{k: v for k, v in s.items() if k != "traceback"} for s in statuses],
                                           indent=1) + "\n")
     (RESULTS / "summary.md").write_text(summary(statuses))
-    if args.readme is not None and not update_readme(args.readme, headline()):
-        print(f"{args.readme}: no {BEGIN} / {END} markers; left unchanged", file=sys.stderr)
+    for begin, end, table in README_TABLES if args.readme is not None else ():
+        if not update_readme(args.readme, table(), begin, end):
+            print(f"{args.readme}: no {begin} / {end} markers; that table left unchanged", file=sys.stderr)
     return 0 if all(s["ok"] for s in statuses) else 1
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -25,6 +26,7 @@ policies = _load("bench_policies")
 run_all = _load("run_all")
 passes = _load("bench_passes")
 common = _load("common")
+peers = _load("bench_peers")
 
 
 def test_seed_selector_keeps_pow_to_sqrt_fp32():
@@ -125,3 +127,64 @@ def test_run_one_hides_run_all_options_from_scripts(tmp_path, monkeypatch):
     failed = run_all.run_one(broken)
     assert not failed["ok"] and "RuntimeError: boom" in failed["error"]
 
+
+def test_run_all_refreshes_the_peer_table_between_its_own_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{run_all.BEGIN}\nold\n{run_all.END}\nmid\n{run_all.PEERS_BEGIN}\nold peers\n{run_all.PEERS_END}\n")
+    assert run_all.update_readme(readme, "| peers |\n", run_all.PEERS_BEGIN, run_all.PEERS_END)
+    assert readme.read_text() == (f"{run_all.BEGIN}\nold\n{run_all.END}\nmid\n"
+                                  f"{run_all.PEERS_BEGIN}\n| peers |\n{run_all.PEERS_END}\n")
+    assert "No peer comparison yet" in run_all.peers_headline(tmp_path)
+    (tmp_path / "bench_peers.json").write_text(json.dumps(PEER_RESULT))
+    assert "| llama_decoder | milguard.pipeline() |" in run_all.peers_headline(tmp_path)
+
+
+def _row(share, ort=None, strict=None, strict2=None, **extra):
+    snr = {}
+    if ort is not None:
+        snr["ort"] = {"planted": ort, "2x": ort}
+    if strict is not None:
+        snr["strict"] = {"planted": strict, "2x": strict2}
+    return {"flops_fp16_share": share, "snr_db": snr, "time_s": 1.0, **extra}
+
+
+PEER_RESULT = {"models": [
+    {"model": "llama_decoder", "methods": {
+        "peer_ort": _row(1.0, ort=72.5, strict=8.9, strict2=3.0, search_s=0.1, flops_fp16_share_ort_runs=0.0),
+        "peer_strict": {"error": "RuntimeTypeError: Input type mismatch", "search_s": 2.0, "time_s": 3.0},
+        "coreml_fp16": _row(1.0, strict=8.9, strict2=3.0),
+        "milguard": _row(0.9959, strict=67.4, strict2="-inf", time_s=1.5),
+        "milguard_fp32": {"skipped": "MilguardError: unknown milguard options ['remedy']"}}},
+    {"model": "vit_block", "methods": {
+        "peer_ort": _row(1.0, ort=68.7, strict=9.7, strict2=2.0, search_s=0.3, flops_fp16_share_ort_runs=0.0),
+        "peer_strict": _row(0.998, ort=72.7, strict=63.3, strict2=20.0, search_s=4.0),
+        "coreml_fp16": _row(1.0, strict=9.7, strict2=2.0),
+        "milguard": _row(0.9925, strict=67.3, strict2=66.0, time_s=2.5)}}]}
+
+
+def test_peer_table_marks_accurate_cells_and_failures():
+    table = peers.readme_table(PEER_RESULT)
+    lines = table.splitlines()
+    row = next(ln for ln in lines if ln.startswith("| llama_decoder | peer, ORT CPU"))
+    assert "**72.5**" in row and "| 8.9 |" in row and "100.00%" in row
+    failed = next(ln for ln in lines if ln.startswith("| llama_decoder | peer, strict"))
+    assert "failed: RuntimeTypeError" in failed
+    mg = next(ln for ln in lines if ln.startswith("| llama_decoder | milguard.pipeline() |"))
+    assert "**67.4**" in mg and "inf/NaN" in mg and "99.59%" in mg
+    assert not any('remedy="fp32"' in ln for ln in lines)          # a skipped option has no row
+
+
+def test_peer_findings_are_computed_from_the_numbers():
+    text = peers.findings(PEER_RESULT)
+    assert "8.9 to 9.7 dB (0 of 2 accurate)" in text
+    assert "produced a model on 1 of 2 models (failed: llama_decoder)" in text
+    assert "milguard: 67.3 to 67.4 dB with 99.25% to 99.59% of FLOPs" in text and "1 of 2 stay accurate" in text
+    assert "at twice the magnitude 0 of those 1 stay accurate" in text
+    assert "+0.50 to +1.50 s over coremltools' own fp16 conversion" in text   # milguard - coreml_fp16 times
+
+
+def test_peer_benchmark_names_the_missing_extra_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(peers, "_importable", lambda name: name != "onnxruntime")
+    with pytest.raises(SystemExit, match=r"needs the peers extra \(missing onnxruntime\)"):
+        peers.main(["--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
