@@ -112,6 +112,23 @@ def eps_term(emit, eps: float, s):
     return emit.square(x=emit.real_div(x=emit.const(math.sqrt(eps)), y=s))
 
 
+def power_of_two_above(n: int) -> float:
+    """The smallest power of two >= n."""
+    return 2.0 ** math.ceil(math.log2(max(n, 1)))
+
+
+def mean_of_scaled(emit, x, axes: list[int]):
+    """mean(x) = mean(x · 2^-k) · 2^k with 2^k >= n: the sum inside the mean is at most max|x|, so it
+    cannot overflow fp16 even when n·max|x| does (an fp16-accumulating reduction would), and scaling
+    by a power of two is exact."""
+    n = row_length(x, axes)
+    if n is None:
+        return emit.reduce_mean(x=x, axes=axes, keep_dims=True)
+    k = power_of_two_above(n)
+    total = emit.reduce_mean(x=emit.mul(x=x, y=emit.const(1.0 / k)), axes=axes, keep_dims=True)
+    return emit.mul(x=total, y=emit.const(k))
+
+
 def inv_sqrt(emit, x):
     """1/sqrt(x) with no epsilon of its own (rsqrt's default 1e-12 would shift the exact value)."""
     return emit.rsqrt(x=x, epsilon=emit.const(0.0))
@@ -120,6 +137,17 @@ def inv_sqrt(emit, x):
 POSITIVE = Const("floor", lambda v: _is_scalar(v) and _scalar(v) > 0, "a positive constant", bind=False)
 ROOT_EPS = Const("root_eps", lambda v: _is_scalar(v) and 0.0 < _scalar(v) <= 0.1,
                  "sqrt(eps) of a small eps (0 < sqrt(eps) <= 0.1)")
+
+
+POWER_OF_TWO = Const("power_of_two", lambda v: _is_scalar(v) and _scalar(v) > 0
+                     and math.log2(_scalar(v)).is_integer(), "a power of two", bind=False)
+
+
+def mean_scaled(v, name: str):
+    """The pattern of ``mean_of_scaled``: mean(v · 2^-k) · 2^k (or a plain mean, for dynamic rows)."""
+    return either(("", P.mul(x=P.reduce_mean(x=P.mul(x=v, y=POWER_OF_TWO), axes=AXES, keep_dims=True, name=name),
+                             y=POWER_OF_TWO)),
+                  ("", P.reduce_mean(x=v, axes=AXES, keep_dims=True, name=name)))
 
 
 def scaled(v):

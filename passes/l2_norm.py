@@ -9,11 +9,17 @@ elements of 4.0 already do), and the norm becomes inf: x / inf = 0.
 
 Rescale (no fp32 op): with s = max(max|x|, 2^-24) per row and u = x/s,
     ||x|| = s · ||u||,      x / max(||x||, eps) = u / max(||u||, eps/s)                exactly;
-bounds in fp16: |u| <= 1, sum(u²) <= n, ||u|| <= sqrt(n); s·||u|| is the norm itself.
+bounds in fp16: |u| <= 1, sum(u²) <= n, ||u|| <= sqrt(n); s·||u|| is the norm itself. GRN never
+needs Gx itself, which may exceed 65504 although its ratio to the channel mean is moderate: with
+one scale S per sample (the max over the spatial and the channel axes), g = ||x/S|| and
+    Nx = Gx / (mean(Gx) + eps) = g / (mean(g) + eps/S)                                  exactly,
+with g <= sqrt(HW) and mean(g) <= sqrt(HW).
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from milguard import fp16
 from milguard.families import Family, Member
@@ -30,9 +36,15 @@ def _norm(v, name: str = "l2"):
 
 _guarded = P.maximum(x=P.reduce_l2_norm(x=X, axes=AXES, keep_dims=_TRUE, name="l2"), y=EPS, name="guard")
 NORMALIZE = P.real_div(x=X, y=either(("tiled", P.tile(x=_guarded)), ("", _guarded), axis="tile"), name="normalized")
+CHANNELS = Bind("channel_axes", const=True)
 _gx = P.reduce_l2_norm(x=X, axes=AXES, keep_dims=_TRUE, name="l2")
-GRN = P.real_div(x=_gx, y=P.add(x=P.reduce_mean(x=_gx, axes=Bind("channel_axes", const=True), keep_dims=True),
-                                y=EPS), name="response")
+GRN = P.real_div(x=_gx, y=P.add(x=P.reduce_mean(x=_gx, axes=CHANNELS, keep_dims=True), y=EPS), name="response")
+_sample = P.maximum(x=P.reduce_max(x=P.abs(x=X), axes=Bind("sample_axes", const=True), keep_dims=True),
+                    y=Const("floor", lambda v: v.size == 1 and float(v.reshape(())) > 0, "a positive constant",
+                            bind=False), name="scale")
+_g = P.reduce_l2_norm(x=P.real_div(x=X, y=_sample), axes=AXES, keep_dims=_TRUE, name="l2")
+RESCALED_GRN = P.real_div(x=_g, y=P.add(x=P.reduce_mean(x=_g, axes=CHANNELS, keep_dims=True),
+                                        y=P.real_div(x=EPS, y=_sample)), name="response")
 
 _u, _s = scaled(X)
 RESCALED_NORM = P.mul(x=_norm(_u), y=either(("", _s), ("", P.squeeze(x=_s))), name="scaled_norm")
@@ -65,6 +77,18 @@ def rescale_normalize(match, emit):
     return emit.real_div(x=u, y=emit.maximum(x=norm, y=emit.real_div(x=emit.const(eps), y=s)))
 
 
+def rescale_grn(match, emit):
+    """Nx = g / (mean(g) + eps/S), g = ||x/S|| over the spatial axes, S one scale per sample."""
+    x, axes = match.bindings["x"], axes_of(match)
+    channels = [int(a) for a in np.atleast_1d(match.bindings["channel_axes"].val)]
+    sample = sorted({a % x.rank for a in axes + channels})
+    s = row_scale(emit, x, sample, fp16.MIN_SUBNORMAL)
+    g = emit.reduce_l2_norm(x=emit.real_div(x=x, y=s), axes=axes, keep_dims=True)
+    eps = float(match.bindings["eps"].val)
+    mean = emit.reduce_mean(x=g, axes=channels, keep_dims=True)
+    return emit.real_div(x=g, y=emit.add(x=mean, y=emit.real_div(x=emit.const(eps), y=s)))
+
+
 def risk(match, evidence) -> str | None:
     """The sum of squares inside the norm is ||x||²: past 65504 once the norm passes 255.9."""
     norm = evidence.interval(match.named_ops["l2"].outputs[0])
@@ -82,7 +106,8 @@ FAMILY = Family(
         Member(Rule("l2_norm.rescaled", RESCALED_NORM, benefit=14), safe=True),
         Member(Rule("l2_norm.rescaled_normalize", RESCALED_NORMALIZE, benefit=15), safe=True),
         Member(Rule("l2_norm.normalize", NORMALIZE, benefit=12, rewrite=rescale_normalize), rescale_passes=3),
-        Member(Rule("l2_norm.grn", GRN, benefit=11, rewrite=rescale_norm, replaces="l2"), rescale_passes=3),
+        Member(Rule("l2_norm.rescaled_grn", RESCALED_GRN, benefit=13), safe=True),
+        Member(Rule("l2_norm.grn", GRN, benefit=11, rewrite=rescale_grn), rescale_passes=3),
         Member(Rule("l2_norm.reduce", _norm(X), rewrite=rescale_norm), native=True, rescale_passes=3),
     ),
     risk=risk,

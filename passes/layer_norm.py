@@ -7,7 +7,8 @@ the square as pow/square/mul(d, d), the inverse std as rsqrt+mul, sqrt+real_div 
 affine tail as mul-then-add, add-then-mul, batch_norm (coremltools' fusion of a rank-4 channel
 affine), scale or shift only, or absent. The native ``layer_norm`` op is a one-op member.
 
-Rescale (no fp32 op): centre first, in the input's own scale, then rescale the deviations. With
+Rescale (no fp32 op): centre first, in the input's own scale, then rescale the deviations. The mean
+is taken of x · 2^-k (2^k >= n, an exact scaling) so that its sum cannot overflow either. With
 d = x - mean(x), s = max(max|d|, f) per row and u = d/s,
     (x - mean(x)) / sqrt(var(x) + eps) = u / sqrt(mean(u²) + (sqrt(eps)/s)²)        exactly;
 bounds in fp16: |d| <= 2·max|x| (the input's own range), |u| <= 1, u² <= 1, mean(u²) <= 1 (and
@@ -22,8 +23,8 @@ from milguard.families import Family, Member
 from milguard.pattern import P, Rule, either
 
 from ._common import (BETA, EPS, GAMMA, X, axes_of, eps_term, eps_value, inv_sqrt, last_or_channel_axis, mean,
-                      normalize, rescaled_normalize, row_scale, scale_floor, scaled, spread_risk, square,
-                      square_risk)
+                      mean_of_scaled, mean_scaled, normalize, rescaled_normalize, row_scale, scale_floor, scaled,
+                      spread_risk, square, square_risk)
 
 
 def tails(normed):
@@ -48,13 +49,13 @@ def chain(v):
 
 def rescaled_chain(v):
     """The rescaled form of ``chain`` as ``rescaled`` builds it."""
-    u, s = scaled(P.sub(x=v, y=mean(v, "mean"), name="centered"))
+    u, s = scaled(P.sub(x=v, y=mean_scaled(v, "mean"), name="centered"))
     return rescaled_normalize(u, s)
 
 
 def rescaled(emit, x, axes: list[int], eps: float):
     """u · rsqrt(mean(u²) + (sqrt(eps)/s)²) with d = x - mean(x), u = d/s (module docstring)."""
-    d = emit.sub(x=x, y=emit.reduce_mean(x=x, axes=axes, keep_dims=True))
+    d = emit.sub(x=x, y=mean_of_scaled(emit, x, axes))
     s = row_scale(emit, d, axes, scale_floor(eps))
     u = emit.real_div(x=d, y=s)
     variance = emit.reduce_mean(x=emit.square(x=u), axes=axes, keep_dims=True)

@@ -45,16 +45,16 @@ class FamilyPass(AbstractGraphPass):
 
     def apply(self, prog: Program) -> None:
         options = Options.make(**{k: getattr(self, k) for k in _OPTIONS})
-        typed = Context(prog, options)
-        if any(typed.computes_fp16(fn) for fn in prog.functions):
-            casting = False                               # already fp16 (typed so, or converted before)
-        elif options.pipeline is not None and ADD_FP16_CAST not in options.pipeline.passes:
+        typed = any(Context(prog, options).computes_fp16(fn) for fn in prog.functions)
+        will_cast = ADD_FP16_CAST in options.pipeline.passes if options.pipeline is not None else not typed
+        if not (typed or will_cast):
             return                                        # an fp32 conversion: nothing is at fp16 risk
-        else:
-            casting = True                                # fp32 now; add_fp16_cast will make it fp16
-        ctx = _context(prog, options, casting)
+        # an all-fp32 program about to be cast is decided as fp16; in a program already computing
+        # fp16 (typed so, or converted before) an fp32 region is an island and stays one
+        ctx = _context(prog, options, casting=will_cast and not typed)
         pairs = [(m, d) for m, d in decide(prog, options, context=ctx) if m.kind == self.family]
-        carry_out(prog, pairs, ctx, islands_now=not casting)
+        # islands are built after add_fp16_cast when it runs later, or it would cast them back
+        carry_out(prog, pairs, ctx, islands_now=not will_cast)
         remember(prog, [d for _, d in pairs])
 
 
