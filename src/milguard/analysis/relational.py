@@ -7,6 +7,12 @@ math guarantees, which the transfer function intersects with the plain one.
   (kept): every |x_i| <= s, so |x / s| <= 1 (a correctly rounded quotient of |x_i| <= s stays <= 1).
 * ``x / maximum(reduce_l2_norm(x), e)`` (possibly through ``tile``): |x_i| <= ||x||, so |y| <= 1.
 * ``x - reduce_max(x)`` over axes (kept): x_i <= max, so the result is <= 0 (and >= lo - hi).
+* ``reduce_sum(exp(x - reduce_max(x)))`` over the same axes: the max contributes exp(0) = 1 and the
+  other terms are >= 0, so the sum is >= 1 (a rounded sum of non-negative terms is at least its
+  largest term): the division of a max-shifted softmax never divides by 0.
+* ``u / maximum(reduce_l2_norm(u), e)`` with ``u = x / s`` as in the first rule and
+  ``e = eps / s``: either s = max|x| and ||u|| >= 1, or s is the floor f and e = eps / f > 0, so
+  the denominator is never 0 and the quotient is NaN only when an input is.
 * ``t + mean(u²)`` with ``u = d / s`` as in the first rule and ``t = (r / s)²``: either s = max|d|
   and some |u_j| = 1, so mean(u²) >= (1 - θ)/n; or s is the floor f and t >= (r / f)². The sum is
   at least the smaller of the two, so the rsqrt after it stays finite.
@@ -91,8 +97,39 @@ def real_div(op: Any, ctx: Any, plain: Interval) -> Interval:
     x, y = op.inputs["x"], op.inputs["y"]
     peak = row_peak(y)
     if (peak is not None and peak[0] is x) or _l2_guard(y) is x:
-        return plain.meet(Interval(-1.0, 1.0, plain.may_nan))
+        nan = plain.may_nan and not _guarded_rescaled(x, y)
+        return plain.meet(Interval(-1.0, 1.0, nan or ctx.r(x).may_nan or ctx.r(y).may_nan))
     return plain
+
+
+def _guarded_rescaled(u: Any, den: Any) -> bool:
+    """``den`` is maximum(reduce_l2_norm(u), eps / s), u = x / s, s = maximum(reduce_max(|x|), f > 0),
+    eps > 0: never 0 (module docstring)."""
+    scaled = _op(u, "real_div")
+    tiled = _op(den, "tile")
+    guard = _op(tiled.inputs["x"] if tiled is not None else den, "maximum")
+    if scaled is None or guard is None:
+        return False
+    s = scaled.inputs["y"]
+    peak = row_peak(s)
+    if peak is None or peak[0] is not scaled.inputs["x"] or peak[2] <= 0:
+        return False
+    for e in (guard.inputs["x"], guard.inputs["y"]):
+        ratio = _op(e, "real_div")
+        if ratio is not None and ratio.inputs["y"] is s and _positive_const(ratio.inputs["x"]) is not None:
+            return True
+    return False
+
+
+def reduce_sum(op: Any, ctx: Any, plain: Interval) -> Interval:
+    """A max-shifted softmax's sum of exponentials is at least 1 (module docstring)."""
+    exp = _op(op.inputs["x"], "exp")
+    shifted = _op(exp.inputs["x"], "sub") if exp is not None else None
+    peak = _op(shifted.inputs["y"], "reduce_max") if shifted is not None else None
+    if peak is None or peak.inputs["x"] is not shifted.inputs["x"] or not _kept(peak) or not _kept(op) \
+            or _axes(peak) != _axes(op):
+        return plain
+    return plain.meet(Interval(1.0, math.inf, plain.may_nan and ctx.r(op.inputs["x"]).may_nan))
 
 
 def sub(op: Any, ctx: Any, plain: Interval) -> Interval:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import fp16
+from . import relational
 from .interval import INF, Interval, hull_all, safe_exp
 from .transfer_registry import (
     accumulated, composite_slack, const_axes, param, param_value, scalar_param, transfer,
@@ -20,7 +21,7 @@ def _reduce_sum(op, ctx):
     x, n = ctx.r(op.x), ctx.count(op.x, const_axes(op, ctx))
     if n == 0:
         return Interval.point(0.0)
-    return accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x)
+    return relational.reduce_sum(op, ctx, accumulated(x.scale(n), n, n * x.maxabs, ctx.u(op), x))
 
 
 @transfer("reduce_mean")
