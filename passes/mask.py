@@ -32,8 +32,16 @@ def _beyond_fp16(v: np.ndarray) -> bool:
 
 
 SATURATION = fp16.MAX / 2
+def _saturated(v: np.ndarray) -> bool:
+    v = np.asarray(v)
+    return v.dtype.kind == "f" and v.size >= 2 and bool(np.any(np.abs(v) == SATURATION)) and \
+        bool(np.all(np.abs(v) <= SATURATION))
+
+
 MASK = Const("mask", _beyond_fp16, "a tensor constant holding values fp16 cannot (beyond ±65504)")
 ADDITIVE = P.add(x=Bind("x"), y=MASK, name="masked")
+SATURATED = P.add(x=Bind("x"), y=Const("mask", _saturated, "a tensor constant saturated at ±32752"),
+                  name="masked")
 
 
 def saturate(match, emit):
@@ -52,7 +60,8 @@ def risk(match, evidence) -> str | None:
 FAMILY = Family(
     "mask", "additive mask",
     "x + mask with finfo(float32).min entries; they become -inf in fp16 and NaN in a masked softmax row",
-    members=(Member(Rule("mask.additive", ADDITIVE, rewrite=saturate)),),
+    members=(Member(Rule("mask.saturated", SATURATED, benefit=1), safe=True),
+             Member(Rule("mask.additive", ADDITIVE, rewrite=saturate))),
     risk=risk,
     remedies=("rescale",),
 )

@@ -122,6 +122,17 @@ def test_fp16_mask_of_inf_is_a_member():
     assert m.variant == "additive"
 
 
+def test_a_saturated_mask_is_recognised_as_remedied():
+    prog = rescaled(P.program(P.RANK3, P.masked))
+    assert [(m.kind, m.variant, member(m).safe) for m in find_patterns(prog)] == [
+        ("mask", "saturated", True), ("softmax", "native", False)]
+
+
+def test_a_mask_of_other_large_values_is_not_taken_for_a_saturated_one():
+    reason = _reason(P.program(P.RANK3, lambda x: P.masked(x, value=-30000.0)), "mask")
+    assert "a tensor constant holding values fp16 cannot" in reason or "saturated at ±32752" in reason
+
+
 # ---------------------------------------------------------------- attention (iOS18)
 def test_scaled_dot_product_attention_is_a_softmax_member_for_audits():
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 8, 16))] * 3, opset_version=ct.target.iOS18)
