@@ -21,8 +21,9 @@ observed in calibration; ``warning`` — possible by the static bound, a constan
 is not a harmless additive mask, a failed analysis rule; ``info`` — propagation, a harmless mask,
 an epsilon that keeps enough bits.
 ``source`` is ``static``, ``calibration`` or ``pass`` (read back from a saved model).
-``covered_by`` names the milguard pass that keeps the op fp32 when it belongs to a matched
-pattern (``milguard::keep_fp32_layer_norm`` / ``_rms_norm`` / ``_softmax``), else None.
+``covered_by`` names the family pass (``milguard::keep_fp32_<family>``) whose remedy covers the op:
+the pass of the op's pattern family here; the audit keeps it only where its decision remedies the
+region, or already did (``milguard.report.audit``), else None.
 ``superseded_by`` (``"calibration"``, :mod:`.supersede`) and ``ignored_by`` (the matching rule,
 :mod:`.ignore`) mark findings that are listed but neither counted nor gated on.
 
@@ -36,11 +37,11 @@ otherwise ``overflow``/``nan`` observed in the typed run), so every non-finite o
 from __future__ import annotations
 
 from .collect import calibrated_findings, static_findings
-from .finding import COVERING_PASS, KINDS, Finding, count, covering, is_active
+from .finding import KINDS, Finding, count, covering, is_active
 from .ignore import IgnoreRule, apply_ignores, parse_ignore, parse_ignores
 from .neural_engine import ANE_LIMITS, AneLimit
 from .supersede import combine
 
-__all__ = ["ANE_LIMITS", "COVERING_PASS", "KINDS", "AneLimit", "Finding", "IgnoreRule", "apply_ignores",
+__all__ = ["ANE_LIMITS", "KINDS", "AneLimit", "Finding", "IgnoreRule", "apply_ignores",
            "calibrated_findings", "combine", "count", "covering", "is_active", "parse_ignore",
            "parse_ignores", "static_findings"]

@@ -5,12 +5,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
 
+from ...families import family
 from ...mil import module_path
 
 KINDS = ("overflow", "nan", "nonfinite", "underflow", "accumulation", "analysis")
-COVERING_PASS = {"layer_norm": "milguard::keep_fp32_layer_norm",
-                 "rms_norm": "milguard::keep_fp32_rms_norm",
-                 "softmax": "milguard::keep_fp32_softmax"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,10 @@ def count(findings: Iterable[Finding]) -> dict[str, dict[str, int]]:
 
 
 def covering(matches: Mapping[str, Any], op_name: str) -> str | None:
+    """The pass of the pattern family the op belongs to (the audit narrows this to the regions its
+    decisions remedy: milguard.report.audit)."""
     m = matches.get(op_name)
-    return COVERING_PASS.get(m.kind) if m is not None else None
+    return family(m.kind).pass_name if m is not None else None
 
 
 def fmt(x: float) -> str:
