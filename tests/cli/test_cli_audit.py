@@ -34,7 +34,7 @@ def test_json_schema(cli, packages, tmp_path):
                        "--input-range", "x=-2:2")
     assert code == 0 and out
     d = json.loads(out_json.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
-    assert SCHEMA <= set(d) and d["format"] == "milguard.audit/2"
+    assert SCHEMA <= set(d) and d["format"] == "milguard.audit/3"
     assert d["model"] == str(packages["rms"]) and d["options"]["input_ranges"] == {"x": [-2.0, 2.0]}
     assert d["options"]["calibration_samples"] == 1
     assert [(p["kind"], p["precision"]) for p in d["patterns"]] == [("rms_norm", "fp16")]

@@ -1,11 +1,13 @@
 """``audit``: patterns, precision, fp16 risk findings, ranges and expected placement of a model.
 
 ``audit(model, input_ranges=None, calibration=None, *, function="main", ane_limits=False,
-compute_units="ALL", accumulate="fp32", ignore=())`` returns an :class:`AuditReport`.
+compute_units="ALL", accumulate="fp32", remedy="auto", ignore=(), **options)`` returns an
+:class:`AuditReport`. ``options`` are the decision options of ``milguard fix`` (scope, families,
+exclude, keep_native): each region gets the decision ``fix`` makes with the same options and data.
 ``to_dict()`` is the schema the CLI, the JSON output and the HTML page read::
 
     {
-      "format": "milguard.audit/2",
+      "format": "milguard.audit/3",
       "model": str,                    # the path, or "<Program>" / "<MLModel>"
       "function": str,
       "options": {"input_ranges": {input: [lo, hi]},
@@ -23,9 +25,22 @@ compute_units="ALL", accumulate="fp32", ignore=())`` returns an :class:`AuditRep
                      "superseded": int, "ignored": int,
                      "by_kind": {...}, "by_severity": {...}, "by_source": {...}},
         "unknown_ops": int,
+        "decisions": {"by_verdict": {verdict: count}, "fixable": int,    # regions fix would change
+                      "evidence": str},                                # what they were decided from
       },
       "patterns": [{"kind", "variant", "rule", "ops": [op names], "precision": "fp32"|"fp16"|"mixed",
-                    "module": str | None, "covered_by": pass name}],
+                    "module": str | None,
+                    "covered_by": pass name | None,   # the family pass, when it remedies (or did)
+                    # the decision (milguard.actions.decide), as milguard fix makes it:
+                    "state": "fp16" | "rescaled" | "fp32",      # what the region is now
+                    "remedy": "none" | "rescale" | "fp32",      # what fix would do
+                    "verdict": "safe in fp16" | "rescale" | "fp32 island" | "rescaled" | "fp32"
+                               | "at risk, no remedy",
+                    "risk": str | None,       # why fp16 is unsafe there: the bound or calibrated value
+                    "why": str,               # why this remedy (costs compared, option, ...)
+                    "evidence": str,          # calibration, or the static bounds used
+                    "cost": {"transitions", "relative"} | None,          # what the remedy adds
+                    "considered": {remedy: {"transitions", "relative"}}}],
       "findings": [{"kind", "severity", "op", "op_type", "var", "module", "magnitude", "limit",
                     "source": "static"|"calibration"|"pass", "covered_by", "message",
                     "superseded_by": "calibration" | None, "ignored_by": rule | None}],
@@ -44,7 +59,9 @@ the calibration samples clear carries ``superseded_by: "calibration"``
 (:mod:`milguard.analysis.findings.supersede`); one an ignore rule matches carries ``ignored_by``.
 Both stay listed but are left out of the ``by_*`` counts and of ``--fail-on``.
 Format history: ``milguard.audit/1`` had neither field, no ``analysis`` kind, no
-``input_range_origins`` or ``ignore`` option, and counted every finding in ``by_*``.
+``input_range_origins`` or ``ignore`` option, and counted every finding in ``by_*``;
+``milguard.audit/2`` had no decision per pattern and ``covered_by`` named the family's pass for
+every pattern of the three families it knew.
 
 ``ranges`` lists float vars in program order (function inputs first, const ops left out).
 Non-finite numbers are written as the strings ``"inf"``, ``"-inf"`` and ``"nan"`` in JSON (and
@@ -78,7 +95,7 @@ from ..mil.names import sanitized_op_name, sanitized_var_name
 
 log = logging.getLogger("milguard")
 
-FORMAT = "milguard.audit/2"
+FORMAT = "milguard.audit/3"
 METADATA_KEY = "milguard.findings"
 METADATA_FORMAT = "milguard.findings/1"
 _FROM = re.compile(r"(from )(\S+)")          # "receives ±inf/NaN from <op>" names an upstream op
@@ -247,11 +264,12 @@ def _covered(findings: list[Finding], matches: Mapping[str, Any], decisions: Map
     return out
 
 
-def _count_decisions(decisions: Mapping[int, Any]) -> dict[str, int]:
+def _count_decisions(decisions: Mapping[int, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for d in decisions.values():
         counts[d.verdict] = counts.get(d.verdict, 0) + 1
-    return {"by_verdict": counts, "fixable": sum(d.fixable for d in decisions.values())}
+    return {"by_verdict": counts, "fixable": sum(d.fixable for d in decisions.values()),
+            "evidence": "; ".join(sorted({d.evidence for d in decisions.values()}))}
 
 
 def _patterns(matches: Mapping[str, Any], decisions: Mapping[int, Any]) -> list[dict[str, Any]]:

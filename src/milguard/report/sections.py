@@ -25,7 +25,7 @@ def verdict(d: Mapping[str, Any]) -> str:
             f", {len(findings) - len(over)} other")
     if covered:
         text += (f". {len(covered)} of them are inside {', '.join(regions)} regions that "
-                 f"<code>milguard fix</code> keeps in fp32")
+                 f"<code>milguard fix</code> remedies")
     cls = "bad" if over else "warn"
     return f"<div class='verdict {cls}'>{text}.</div>"
 
@@ -91,13 +91,18 @@ def _not_counted(f: Mapping[str, Any]) -> str:
 def patterns_section(d: Mapping[str, Any]) -> str:
     pats = d["patterns"]
     modules = any(p.get("module") for p in pats)
-    head = ("kind", "variant", "precision", "ops", *(("torch module",) if modules else ()), "kept fp32 by",
+    head = ("kind", "variant", "precision", "ops", *(("torch module",) if modules else ()), "decision", "why",
             "first op … last op")
     rows = [[esc(p["kind"]), esc(p["variant"]), f"<span class='prec {esc(p['precision'])}'>{esc(p['precision'])}</span>",
-             str(len(p["ops"])), *((esc(p.get("module") or "–"),) if modules else ()), pass_code(p.get("covered_by")),
+             str(len(p["ops"])), *((esc(p.get("module") or "–"),) if modules else ()),
+             f"<b>{esc(p.get('verdict', '–'))}</b>", esc("; ".join(s for s in (p.get("risk"), p.get("why")) if s)),
              f"<code>{esc(p['ops'][0])}</code> … <code>{esc(p['ops'][-1])}</code>" if p["ops"] else "–"]
             for p in pats]
-    return f"<h2>Patterns ({len(pats)})</h2>" + (table(head, rows, "patterns") if rows else "<p>None found.</p>")
+    decisions = d["summary"].get("decisions", {})
+    fixable = decisions.get("fixable", 0)
+    note = (f"<p class=note><code>milguard fix</code> would change {fixable} region{'s' * (fixable != 1)} "
+            f"(decided from {esc(decisions.get('evidence') or '–')}).</p>")
+    return f"<h2>Regions ({len(pats)})</h2>" + (note + table(head, rows, "patterns") if rows else "<p>None found.</p>")
 
 
 def placement_section(d: Mapping[str, Any]) -> str:

@@ -78,7 +78,8 @@ def _patterns(d: Mapping[str, Any]) -> str:
     rows = [(p["kind"], p["variant"], p["precision"], p.get("verdict", "-"), str(len(p["ops"])),
              p["ops"][0] if p["ops"] else "-", *((p.get("module") or "-",) if modules else ())) for p in pats]
     head = ("kind", "variant", "precision", "decision", "ops", "first op", *(("module",) if modules else ()))
-    lines = [f"Regions ({len(pats)}): what milguard decides for each, from {_evidence(pats)}",
+    evidence = d["summary"].get("decisions", {}).get("evidence") or "-"
+    lines = [f"Regions ({len(pats)}): what milguard decides for each, from {evidence}",
              *table(rows, head, indent=2)]
     notable = [p for p in pats if p.get("risk") or p.get("remedy", "none") != "none"]
     for p in notable[:MAX_FINDINGS]:
@@ -93,11 +94,6 @@ def _patterns(d: Mapping[str, Any]) -> str:
     lines.append(f"  milguard fix would change {fixable} region{'s' * (fixable != 1)}" if fixable
                  else "  milguard fix would change nothing")
     return "\n".join(lines)
-
-
-def _evidence(pats: Sequence[Mapping[str, Any]]) -> str:
-    sources = sorted({p.get("evidence") or "-" for p in pats})
-    return "; ".join(sources)
 
 
 def _findings(d: Mapping[str, Any], max_findings: int) -> str:
