@@ -34,6 +34,12 @@ def rescaled(prog, **opts):
     return prog
 
 
+def test_the_catalogue_read_from_the_sources_is_the_registry():
+    from milguard.catalogue import catalogue
+    assert [(e.name, e.title, e.summary) for e in catalogue()] == [
+        (f.name, f.title, f.summary) for f in families().values()]
+
+
 def test_every_module_in_passes_is_a_registered_family():
     import milguard.passes as library
     assert library.MODULES == ["group_norm", "l2_norm", "layer_norm", "mask", "rms_norm", "softmax"]

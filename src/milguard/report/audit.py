@@ -41,6 +41,7 @@ exclude, keep_native): each region gets the decision ``fix`` makes with the same
                     "evidence": str,          # calibration, or the static bounds used
                     "cost": {"transitions", "relative"} | None,          # what the remedy adds
                     "considered": {remedy: {"transitions", "relative"}}}],
+      "families": {name: {"title", "summary", "pass"}},   # the registered pattern families (legend)
       "findings": [{"kind", "severity", "op", "op_type", "var", "module", "magnitude", "limit",
                     "source": "static"|"calibration"|"pass", "covered_by", "message",
                     "superseded_by": "calibration" | None, "ignored_by": rule | None}],
@@ -89,7 +90,7 @@ from ..analysis.findings import (
 from ..analysis.graph import pattern_index, placement_index
 from ..analysis.ranges import RangeMap, propagate
 from ..errors import MilguardError, ModelError
-from ..families import family
+from ..families import families, family
 from ..mil import converted_program, dtype_name, iter_ops, load, module_path, program_state
 from ..mil.names import sanitized_op_name, sanitized_var_name
 
@@ -186,6 +187,8 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
                     "ignore": [r.text for r in rules]},
         "summary": {**_summary(fn, matches, findings, ranges), "decisions": _count_decisions(decisions)},
         "patterns": _patterns(matches, decisions),
+        "families": {f.name: {"title": f.title, "summary": f.summary, "pass": f.pass_name}
+                     for f in families().values()},
         "findings": [f.to_dict() for f in findings],
         "ranges": _ranges(fn, ranges, cal),
         "placement": placement,

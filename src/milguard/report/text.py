@@ -93,6 +93,10 @@ def _patterns(d: Mapping[str, Any]) -> str:
     fixable = d["summary"].get("decisions", {}).get("fixable", 0)
     lines.append(f"  milguard fix would change {fixable} region{'s' * (fixable != 1)}" if fixable
                  else "  milguard fix would change nothing")
+    legend = d.get("families") or {}
+    for kind in dict.fromkeys(p["kind"] for p in pats):
+        if kind in legend:
+            lines.append(f"  {kind}: {legend[kind]['summary']}")
     return "\n".join(lines)
 
 
