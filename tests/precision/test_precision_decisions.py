@@ -165,3 +165,23 @@ def test_the_audit_of_a_converted_program_reports_what_the_pipeline_did():
                                                                        ("softmax", "safe in fp16")]
     assert report["summary"]["decisions"]["fixable"] == 0
     assert [f for f in report["findings"] if f["severity"] in ("error", "warning")] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("remedy", ["auto", "fp32"])
+def test_fp16_typed_torch_inputs_are_remedied_on_the_first_run(remedy):
+    """ct.TensorType(dtype=np.float16) inputs: the RMSNorm of a traced LLaMA norm stays finite at
+    |x| = 300 on the first conversion."""
+    import torch
+    from milguard.zoo.layers import LlamaRMSNorm
+
+    norm = LlamaRMSNorm(64, torch.Generator().manual_seed(0)).eval()
+    x = torch.full((1, 8, 64), 300.0)
+    traced = torch.jit.trace(norm, x)
+    ml = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=x.shape, dtype=np.float16)],
+                    minimum_deployment_target=ct.target.iOS17, skip_model_load=True,
+                    pass_pipeline=milguard.pipeline(remedy=remedy))
+    out = np.asarray(next(iter(milguard.run(ml, {"x": x.numpy().astype(np.float16)}).values())), np.float64)
+    with torch.no_grad():
+        ref = norm(x).numpy()
+    assert np.isfinite(out).all() and np.abs(out - ref).max() <= 4e-3 * np.abs(ref).max()
