@@ -1,6 +1,8 @@
 """milguard: keep fp16-fragile subgraphs of Core ML programs in fp32, predict placement, audit fp16 risk.
 
-Importing milguard registers its passes with coremltools' pass registry.
+Importing milguard registers its passes with coremltools' pass registry: at once when coremltools
+is imported, otherwise as soon as it is (``milguard.registration``), so that ``import milguard``
+itself stays light (the command line's ``--help`` never imports coremltools or torch).
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ class _KnownImportNoise(logging.Filter):
 for _logger in ("coremltools", "coremltools._deps"):
     logging.getLogger(_logger).addFilter(_KnownImportNoise())
 
-from . import registered as _registered  # noqa: E402,F401  (registers milguard::* passes)
 from .errors import MilguardError, ModelError, UnsupportedOpError  # noqa: E402
+from .registration import register_passes as _register_passes  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,9 @@ _API = {
 }
 
 __all__ = sorted([*_API, "MilguardError", "ModelError", "UnsupportedOpError"])
+
+
+_register_passes()                       # milguard::* passes, when coremltools is (or gets) imported
 
 
 def __getattr__(name: str) -> Any:

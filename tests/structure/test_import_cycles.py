@@ -30,14 +30,14 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 # part on a lower layer only (inside one part anything goes, cycles aside). A part is a package
 # directly under milguard, or a top-level module.
 LAYERS = (
-    ("errors", "fp16", "progress", "catalogue"),
+    ("errors", "fp16", "progress", "catalogue", "compute_units"),
     ("input_ranges", "mil", "zoo"),
     ("executor", "placement", "pattern"),
     ("families",),
     ("analysis", "passes"),
     ("actions",),
     ("precision", "report", "config"),
-    ("registered", "testing"),
+    ("registered", "registration", "testing"),
     ("cli", "milguard"),
     ("__main__", "demo"),
 )

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from milguard.compute_units import COMPUTE_UNITS
 from milguard.errors import MilguardError
-
-COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 
 
 @dataclass(frozen=True)
