@@ -2,42 +2,68 @@
 
 Exit codes (:data:`EXIT`): 0 — done, no finding reaches ``--fail-on``; 1 — findings reach
 ``--fail-on`` (levels in :mod:`milguard.testing`); 2 — bad input (a model that cannot be read,
-a bad option, a calibration file that is not an npz, an op the executor cannot run, an output
-that exists): one line on stderr, no traceback (``--debug`` shows it), nothing written;
-3 — an internal error (a bug: please report it with the ``--debug`` traceback).
+a bad option or argument, a calibration file that is not an npz, an op the executor cannot run,
+an output that exists or would touch the input): one line on stderr, no traceback (``--debug``
+shows it), nothing written; 3 — an internal error (a bug: please report it with the ``--debug``
+traceback).
 
 Options not given on the command line come from the ``[tool.milguard]`` table of the nearest
 ``pyproject.toml`` (:mod:`milguard.config`).
+
+Every output (``-o``, ``--json``, ``--html``) is checked before any work and written through
+:class:`milguard.outputs.Outputs`: staged privately, put in place together at the end, and not at
+all when the command fails. The input is only read (``milguard.mil.io.load`` reads a package
+through a private view). This module and its parser import nothing heavy: ``--help``,
+``--version`` and argument errors answer without importing coremltools or torch.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
+import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
+from .compute_units import COMPUTE_UNITS
 from .config import FAIL_ON_LEVELS
 from .errors import MilguardError, ModelError, one_line
+from .outputs import Outputs
 from .progress import Progress, quiet
 
 EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
-
 CONFIG_NOTE = "Options not given here are read from [tool.milguard] in the nearest pyproject.toml."
+DOCS = "docs/audit.md"
+EXAMPLES = f"""\
+examples:
+  milguard audit model.mlpackage
+  milguard audit model.mlpackage --input-range x=-30:30 --html audit.html
+  milguard audit model.mlpackage --calibration batch0.npz --json audit.json --fail-on overflow
+  milguard fix model.mlpackage -o fixed.mlpackage --calibration batch0.npz
+
+exit codes: 0 ok, 1 findings reach --fail-on, 2 bad input, 3 internal error.
+The input is never modified; a failing command writes nothing. Guide: {DOCS}
+{CONFIG_NOTE}
+"""
 log = logging.getLogger("milguard")
+
+
+class UsageError(MilguardError):
+    """A bad command line: argparse's message, in one line."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:            # argparse: usage errors (2), --help (0)
-        return exc.code if isinstance(exc.code, int) else EXIT["bad_input"]
+        args = parser().parse_args(argv)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT["bad_input"]
+    except SystemExit as exc:            # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT["ok"]
     try:
         with quiet(not args.debug):       # coremltools' warnings and bars (--debug keeps them)
             return args.run(args)
@@ -56,51 +82,60 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---- commands --------------------------------------------------------------------------------
 
 def _audit(args: argparse.Namespace) -> int:
-    from .report import text
-
     settings = _settle(args)
-    progress = Progress(force=args.progress)
+    progress = _progress(args)
     model = _model_path(args.model)
-    outputs = _check_report_outputs(args)
-    with progress.step(f"loading {model}"):
-        fn = _function(model, args.function, args.debug)
-    ranges = _all_input_ranges(args, settings, fn)
-    samples = _calibration(args.calibration, fn)
-    report = _run_audit(progress, model, ranges, samples, args)
-    d = report.to_dict()
-    _write_reports(report, outputs, progress)
-    if args.json != "-":
-        sys.stdout.write(text.render(d))
+    stdout: list[tuple[str, str]] = []
+    with _outputs(args, model) as outputs:
+        from .report import text
+
+        loaded = _load(progress, model, args)
+        fn = _function(loaded, model, args.function)
+        ranges = _all_input_ranges(args, settings, fn)
+        samples = _calibration(args.calibration, fn)
+        report = _run_audit(progress, loaded, model, ranges, samples, args)
+        d = _write_reports(report, args, outputs, progress, stdout)
+        if args.json != "-":
+            stdout.append(("summary", text.render(d)))
+    _print(stdout, args)
     return _gate(d, args.fail_on)
 
 
 def _fix(args: argparse.Namespace) -> int:
-    from .actions.repair import METADATA_KEY, keep_fp32
-    from .report import text
-
     settings = _settle(args)
-    progress = Progress(force=args.progress)
+    progress = _progress(args)
     model = _model_path(args.model)
-    out = _fix_output(args.output, model)
-    outputs = _check_report_outputs(args)
-    with progress.step(f"loading {model}"):
-        fn = _function(model, args.function, args.debug)
-    ranges = _all_input_ranges(args, settings, fn)
-    samples = _calibration(args.calibration, fn)
-    options = _decision_options(args)
-    from .actions.options import Options
-    Options.make(**options, input_ranges=ranges or None)      # reject bad options before any work
-    before = _run_audit(progress, model, ranges, samples, args).to_dict()
-    with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
-        fixed = keep_fp32(str(model), output=out, input_ranges=ranges or None, calibration=samples, **options)
-    after_report = _run_audit(progress, out, ranges, samples, args)
-    after = after_report.to_dict()
-    _write_reports(after_report, outputs, progress)
-    import json
-    done = json.loads(fixed.user_defined_metadata.get(METADATA_KEY, "[]") or "[]")
-    if args.json != "-":
-        sys.stdout.write(text.render(before, title="before") + "\n" + text.render(after, title="after")
-                         + "\n" + text.compare(before, after) + "\n\n" + f"wrote {out}: {text.remedies(done)}\n")
+    out = Path(args.output)
+    if out.suffix != ".mlpackage":
+        raise ModelError(f"{out}: the output must end in .mlpackage")
+    stdout: list[tuple[str, str]] = []
+    with _outputs(args, model, package=out) as outputs:
+        from .actions.options import Options
+        from .actions.repair import METADATA_KEY, keep_fp32
+        from .mil import load
+        from .report import text
+
+        options = _decision_options(args)
+        Options.make(**options)                                    # reject bad options before any work
+        loaded = _load(progress, model, args)
+        fn = _function(loaded, model, args.function)
+        ranges = _all_input_ranges(args, settings, fn)
+        samples = _calibration(args.calibration, fn)
+        Options.make(**options, input_ranges=ranges or None)
+        before = _run_audit(progress, loaded, model, ranges, samples, args).to_dict()
+        with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
+            fixed = keep_fp32(loaded, output=outputs.path("-o"), input_ranges=ranges or None,
+                              calibration=samples, **options)
+        with _silenced(args.debug):
+            written = dataclasses.replace(load(outputs.path("-o")), path=out)
+        after = _write_reports(_run_audit(progress, written, out, ranges, samples, args), args, outputs,
+                               progress, stdout)
+        done = json.loads(fixed.user_defined_metadata.get(METADATA_KEY, "[]") or "[]")
+        if args.json != "-":
+            stdout.append(("summary", text.render(before, title="before") + "\n"
+                           + text.render(after, title="after") + "\n" + text.compare(before, after) + "\n\n"
+                           + f"wrote {out}: {text.remedies(done)}\n"))
+    _print(stdout, args)
     return _gate(after, args.fail_on)
 
 
@@ -111,7 +146,8 @@ def _decision_options(args: argparse.Namespace) -> dict[str, Any]:
             "keep_native": getattr(args, "keep_native", None)}
 
 
-def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args: argparse.Namespace) -> Any:
+def _run_audit(progress: Progress, loaded: Any, model: Path, ranges: dict, samples: Any,
+               args: argparse.Namespace) -> Any:
     from .report.audit import audit
 
     what = f"auditing {model}" + (f" (calibrating on {len(samples)} sample{'s' * (len(samples) != 1)})"
@@ -119,7 +155,7 @@ def _run_audit(progress: Progress, model: Path, ranges: dict, samples: Any, args
     try:
         with progress.step(what), _silenced(args.debug):
             options = {k: v for k, v in _decision_options(args).items() if k != "compute_units" and v is not None}
-            return audit(str(model), ranges or None, samples, function=args.function,
+            return audit(loaded, ranges or None, samples, function=args.function,
                          ane_limits=args.ane_limits, compute_units=args.compute_units, ignore=args.ignore,
                          **options)
     except MilguardError as exc:         # e.g. the executor's unsupported op: name the model too
@@ -139,7 +175,7 @@ def _gate(d: dict, fail_on: str) -> int:
     return EXIT["ok"]
 
 
-# ---- input checks ----------------------------------------------------------------------------
+# ---- inputs and outputs ----------------------------------------------------------------------
 
 def _settle(args: argparse.Namespace) -> Any:
     """Fill what the command line left out from ``[tool.milguard]`` (the command line wins; ignore
@@ -174,15 +210,31 @@ def _model_path(value: str) -> Path:
     return path
 
 
-def _function(model: Path, function: str, debug: bool) -> Any:
-    """Load once to validate the model (load's one-line errors) and return the function."""
-    from .mil import load
-    from .mil.package import check_package
+def _outputs(args: argparse.Namespace, model: Path, package: Path | None = None) -> Outputs:
+    """Every file the command writes, checked against the inputs (model, calibration files) and
+    against each other when the ``with`` block starts, before the model is read."""
+    outputs = Outputs(inputs=[model, *(args.calibration or ())])
+    if package is not None:
+        outputs.add("-o", package, model=True)
+    for kind in ("json", "html"):
+        value = getattr(args, kind)
+        if value is not None and not (kind == "json" and value == "-"):
+            outputs.add(f"--{kind}", value)
+    if args.html is not None:
+        from .report.plot import require_matplotlib
+        require_matplotlib()                     # before any work: the html extra may be missing
+    return outputs
 
-    if model.suffix == ".mlpackage" and model.is_dir():
-        check_package(model)
-    with _silenced(debug):
-        program = load(str(model)).program
+
+def _load(progress: Progress, model: Path, args: argparse.Namespace) -> Any:
+    from .mil import load
+
+    with progress.step(f"loading {model}"), _silenced(args.debug):
+        return load(str(model))
+
+
+def _function(loaded: Any, model: Path, function: str) -> Any:
+    program = loaded.program
     if function not in program.functions:
         raise ModelError(f"{model}: no function '{function}' (has {', '.join(sorted(program.functions))})")
     return program.functions[function]
@@ -221,65 +273,33 @@ def _calibration(paths: Sequence[str] | None, fn: Any) -> list[dict[str, Any]] |
     return samples
 
 
-def _fix_output(value: str, model: Path) -> Path:
-    out = Path(value)
-    if out.exists():
-        raise ModelError(f"{out}: already exists; milguard never overwrites a model")
-    if out.suffix != ".mlpackage":
-        raise ModelError(f"{out}: the output must end in .mlpackage")
-    if not out.resolve().parent.is_dir():
-        raise ModelError(f"{out}: the folder {out.parent} does not exist")
-    return out
-
-
-def _check_report_outputs(args: argparse.Namespace) -> dict[str, Path | str]:
-    outputs: dict[str, Path | str] = {}
-    for kind in ("json", "html"):
-        value = getattr(args, kind)
-        if value is None:
+def _write_reports(report: Any, args: argparse.Namespace, outputs: Outputs, progress: Progress,
+                   stdout: list[tuple[str, str]]) -> dict:
+    """Stage the JSON and HTML reports (``-`` for JSON: stdout); returns the report as a dict."""
+    as_json = report.to_json()
+    d = json.loads(as_json)
+    for kind, render in (("json", lambda: as_json + "\n"), ("html", report.to_html)):
+        target = getattr(args, kind)
+        if target is None:
             continue
-        if value == "-" and kind == "json":
-            outputs[kind] = "-"
-            continue
-        if kind == "html":
-            from .report.plot import require_matplotlib
-            require_matplotlib()                     # before any work: the html extra may be missing
-        path = Path(value)
-        if path.is_dir():
-            raise MilguardError(f"{path}: is a folder; --{kind} takes a file name")
-        if not path.resolve().parent.is_dir():
-            raise MilguardError(f"{path}: the folder {path.parent} does not exist")
-        outputs[kind] = path
-    return outputs
-
-
-def _write_reports(report: Any, outputs: dict[str, Path | str], progress: Progress) -> None:
-    for kind, target in outputs.items():
-        content = report.to_json() + "\n" if kind == "json" else report.to_html()
         if target == "-":
-            sys.stdout.write(content)
+            stdout.append((kind, render()))
             continue
         with progress.step(f"writing {target}"):
-            _atomic_write(Path(target), content)
+            outputs.path(f"--{kind}").write_text(render(), encoding="utf-8")
+    return d
 
 
-def _atomic_write(path: Path, content: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _print(stdout: list[tuple[str, str]], args: argparse.Namespace) -> None:
+    """Print the command's (kind, text) parts once every output is in place: the JSON report
+    (``--json -``) always, the summary unless --quiet."""
+    for kind, text in stdout:
+        if kind == "json" or not args.quiet:
+            sys.stdout.write(text)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _progress(args: argparse.Namespace) -> Progress:
+    return Progress(enabled=False) if args.quiet else Progress(force=args.progress)
 
 
 def _split(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -288,18 +308,25 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(s.strip() for v in values for s in v.split(",") if s.strip())
 
 
-# ---- plumbing --------------------------------------------------------------------------------
+# ---- the parser: every option of every command is defined here ------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    from .placement.target import COMPUTE_UNITS
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``milguard: error: <message> (...)``."""
 
-    ap = argparse.ArgumentParser(prog="milguard", description="Audit and repair fp16 Core ML programs.",
-                                 epilog="Exit codes: 0 ok, 1 findings reach --fail-on, 2 bad input, "
-                                        "3 internal error. " + CONFIG_NOTE)
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (light: no import of coremltools, torch or milguard's analyses)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    ap = _Parser(prog="milguard", description="Audit and repair fp16 Core ML programs.", epilog=EXAMPLES,
+                 formatter_class=formatter)
+    ap.add_argument("--version", action="version", version=f"milguard {_version()}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{audit,fix}")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("model", metavar="MODEL", help="an ML program: .mlpackage or .mlmodel")
+        p.add_argument("model", metavar="MODEL", help="an ML program: .mlpackage or .mlmodel (only read)")
         p.add_argument("--input-range", action="append", metavar="NAME=LO:HI",
                        help="value range of an input for the static analysis; repeatable (defaults: -1:1 "
                             "for float inputs, 0:N-1 for integer inputs read as gather indices of an axis "
@@ -335,14 +362,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="native layer_norm/softmax/... ops: decided like the others (at_risk, default), "
                             "never touched, or always fp32")
         p.add_argument("--function", default=None, help="the function to audit (default main)")
-        p.add_argument("--progress", action="store_true",
-                       help="show progress on stderr even when it is not a terminal")
+        shown = p.add_mutually_exclusive_group()
+        shown.add_argument("--quiet", "-q", action="store_true",
+                           help="print nothing but errors (and JSON with --json -); the exit code tells")
+        shown.add_argument("--progress", action="store_true",
+                           help="show progress on stderr even when it is not a terminal")
         p.add_argument("--debug", action="store_true", help="show tracebacks and coremltools' messages")
 
     audit = sub.add_parser("audit", help="report patterns, fp16 findings and expected placement",
                            description="Report patterns and their precision, fp16 overflow/underflow "
                                        "findings and the expected placement of an ML program.",
-                           epilog=CONFIG_NOTE)
+                           epilog=EXAMPLES, formatter_class=formatter)
     common(audit)
     audit.set_defaults(run=_audit)
 
@@ -350,12 +380,24 @@ def _parser() -> argparse.ArgumentParser:
                          description="Decide per norm / softmax region of an fp16 ML program (leave it "
                                      "fp16, rewrite it fp16-safely, or keep it fp32) and write a new "
                                      "package; audit before and after.",
-                         epilog=CONFIG_NOTE)
+                         epilog=EXAMPLES, formatter_class=formatter)
     common(fix)
     fix.add_argument("-o", "--output", required=True, metavar="OUT.mlpackage",
-                     help="the new package (must not exist)")
+                     help="the new package (must not exist, nor be inside the input)")
     fix.set_defaults(run=_fix)
     return ap
+
+
+# ---- plumbing --------------------------------------------------------------------------------
+
+def _version() -> str:
+    """The installed distribution's version (the package itself is above this module's layer)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("milguard")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 @contextlib.contextmanager

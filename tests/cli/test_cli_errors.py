@@ -126,7 +126,7 @@ def test_fix_refuses_existing_output_and_its_input(cli, packages, tmp_path):
          says=f"{existing}: already exists; milguard never overwrites a model")
     assert existing.joinpath(*MODEL_FILE).read_bytes() == stamp
     src = _copy(packages["rms"], tmp_path, "src.mlpackage")
-    _bad(cli, tmp_path, src, "-o", src, command="fix", says=f"{src}: already exists")
+    _bad(cli, tmp_path, src, "-o", src, command="fix", says=f"-o {src}: is the input {src}")
     _bad(cli, tmp_path, packages["rms"], "-o", tmp_path / "out.mlmodel", command="fix",
          says="the output must end in .mlpackage")
 
@@ -142,11 +142,22 @@ def test_fix_bad_options_write_nothing(cli, packages, tmp_path):
     assert not out.exists()
 
 
-def test_usage_errors_exit_2(cli, packages):
-    code, out, err = cli("audit", packages["rms"], "--fail-on", "sometimes")
-    assert code == 2 and "invalid choice: 'sometimes'" in err and "Traceback" not in err
-    assert cli("fix", packages["rms"])[0] == 2               # -o is required
-    assert cli()[0] == 2
+@pytest.mark.parametrize("argv,says", [
+    (("audit", "{rms}", "--fail-on", "sometimes"), "argument --fail-on: invalid choice: 'sometimes'"),
+    (("fix", "{rms}"), "the following arguments are required: -o/--output"),
+    ((), "the following arguments are required: {audit,fix}"),
+    (("check", "{rms}"), "argument {audit,fix}: invalid choice: 'check'"),
+    (("audit",), "the following arguments are required: MODEL"),
+    (("audit", "{rms}", "--colour"), "unrecognized arguments: --colour"),
+    (("audit", "{rms}", "--quiet", "--progress"), "argument --progress: not allowed with argument --quiet"),
+    (("audit", "{rms}", "--compute-units", "GPU"), "argument --compute-units: invalid choice: 'GPU'"),
+])
+def test_usage_errors_are_one_line(cli, packages, argv, says):
+    """argparse's errors without its usage block: one line naming the problem and where to look."""
+    code, out, err = cli(*[a.format(rms=packages["rms"]) for a in argv])
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("milguard: error: ") and says in err, err
+    assert "--help'" in err and "Traceback" not in err
 
 
 def test_debug_shows_the_exception(cli, packages, tmp_path):

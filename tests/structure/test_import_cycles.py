@@ -31,6 +31,7 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 # directly under milguard, or a top-level module.
 LAYERS = (
     ("errors", "fp16", "progress", "catalogue", "compute_units"),
+    ("outputs",),
     ("input_ranges", "mil", "zoo"),
     ("executor", "placement", "pattern"),
     ("families",),
@@ -179,5 +180,5 @@ def test_an_upward_import_is_found(tmp_path):
     graph = import_graph(tmp_path)
     assert _cycles(graph)                                   # a cycle, and
     graph.remove_edge("milguard.report.audit", "milguard.mil")
-    assert _upward(graph) == [f"milguard.mil (mil, layer 1) imports milguard.report.audit (report, layer "
+    assert _upward(graph) == [f"milguard.mil (mil, layer {RANK['mil']}) imports milguard.report.audit (report, layer "
                               f"{RANK['report']}) at src/milguard/mil/__init__.py:1"]

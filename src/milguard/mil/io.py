@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import coremltools as ct
 from coremltools.converters.mil import Program
@@ -14,7 +12,8 @@ from coremltools.converters.mil.converter import mil_convert
 from coremltools.converters.mil.frontend.milproto.load import load as _milproto_load
 
 from ..errors import ModelError, one_line
-from .package import check_package
+from ..outputs import Outputs, real, refuse_input
+from .package import check_package, private_view
 
 
 @dataclass
@@ -44,7 +43,13 @@ def converted_program(mlmodel: Any) -> Program | None:
 
 
 def load(model: Any) -> Loaded:
-    """Program | MLModel | path to .mlpackage/.mlmodel -> Loaded. Raises ModelError with one line."""
+    """Program | MLModel | path to .mlpackage/.mlmodel (| Loaded, returned as is) -> Loaded.
+
+    Raises ModelError with one line. A package is read through a private view (``private_view``):
+    coremltools rewrites the manifest of the package it opens, and the user's stays as it was.
+    """
+    if isinstance(model, Loaded):
+        return model
     if isinstance(model, Program):
         return Loaded(program=model)
     if isinstance(model, ct.models.MLModel):
@@ -56,22 +61,28 @@ def load(model: Any) -> Loaded:
             raise ModelError(f"{path}: no such file or directory")
         if path.suffix not in (".mlpackage", ".mlmodel"):
             raise ModelError(f"{path}: not a Core ML model (expected a .mlpackage or .mlmodel)")
-        if path.suffix == ".mlpackage":
-            check_package(path)
-        try:
-            mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
-        except Exception as exc:  # noqa: BLE001 - coremltools raises many kinds here
-            raise ModelError(f"{path}: cannot read model ({one_line(exc, 200)})") from None
-        return _from_mlmodel(mlmodel, path)
+        if path.suffix == ".mlmodel":
+            return _from_mlmodel(_open(path, path), path)
+        check_package(path)
+        with private_view(path) as view:
+            return _from_mlmodel(_open(view, path), path, renames=((str(view), str(path)),))
     raise ModelError(f"cannot load a {type(model).__name__}: expected a Program, an MLModel or a path")
 
 
-def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Program | None = None) -> Loaded:
+def _open(location: Path, path: Path) -> "ct.models.MLModel":
+    try:
+        return ct.models.MLModel(str(location), skip_model_load=True)
+    except Exception as exc:  # noqa: BLE001 - coremltools raises many kinds here
+        raise ModelError(f"{path}: cannot read model ({_line(exc, ((str(location), str(path)),))})") from None
+
+
+def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Program | None = None,
+                  renames: tuple[tuple[str, str], ...] = ()) -> Loaded:
     where = str(path) if path else "model"
     try:
         spec = mlmodel.get_spec()
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{where}: cannot read the model spec ({one_line(exc, 200)})") from None
+        raise ModelError(f"{where}: cannot read the model spec ({_line(exc, renames)})") from None
     kind = spec.WhichOneof("Type")
     if kind != "mlProgram":
         raise ModelError(f"{where}: a '{kind}' model, not an ML program; milguard reads ML programs only")
@@ -85,8 +96,16 @@ def _from_mlmodel(mlmodel: "ct.models.MLModel", path: Path | None, program: Prog
         program = _milproto_load(spec, specification_version=spec.specificationVersion,
                                  file_weights_dir=weights_dir)
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{where}: corrupt ML program ({one_line(exc, 200)})") from None
+        raise ModelError(f"{where}: corrupt ML program ({_line(exc, renames)})") from None
     return Loaded(program=program, spec=spec, path=path, metadata=meta)
+
+
+def _line(exc: BaseException, renames: tuple[tuple[str, str], ...] = ()) -> str:
+    """``one_line(exc, 200)``, naming the user's paths where coremltools named the private view's."""
+    text = one_line(exc, 10_000)
+    for old, new in renames:
+        text = text.replace(old, new)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _needs_weights(spec: Any) -> bool:
@@ -98,7 +117,8 @@ def save(loaded: Loaded, program: Program | None = None, path: str | os.PathLike
     """Serialize a program as an ML program keeping the original I/O description and metadata.
 
     With ``path`` the package is written atomically: to a temporary sibling, then renamed.
-    An existing ``path`` is never overwritten.
+    An existing ``path`` is never overwritten, and a path that is, contains or lies inside the
+    package ``loaded`` was read from is refused.
     """
     program = program if program is not None else loaded.program
     kwargs: dict[str, Any] = {}
@@ -111,23 +131,24 @@ def save(loaded: Loaded, program: Program | None = None, path: str | os.PathLike
     for key, value in {**loaded.metadata, **(metadata or {})}.items():
         mlmodel.user_defined_metadata[key] = value
     if path is not None:
-        write_package(mlmodel, path)
+        write_package(mlmodel, path, inputs=[loaded.path] if loaded.path is not None else ())
     return mlmodel
 
 
-def write_package(mlmodel: "ct.models.MLModel", path: str | os.PathLike) -> Path:
-    """Save ``mlmodel`` at ``path`` atomically; refuses to overwrite an existing path."""
+def write_package(mlmodel: "ct.models.MLModel", path: str | os.PathLike,
+                  inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Save ``mlmodel`` at ``path`` atomically (``milguard.outputs``), creating missing folders;
+    refuses an existing path and a path that is, contains or lies inside one of ``inputs``."""
     target = Path(path)
-    if target.exists():
-        raise ModelError(f"{target}: already exists; milguard never overwrites a model")
     if target.suffix != ".mlpackage":
         raise ModelError(f"{target}: the output must end in .mlpackage")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".milguard-", dir=target.parent))
-    try:
-        staged = tmp / target.name
-        mlmodel.save(str(staged))
-        os.replace(staged, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    inputs = list(inputs)
+    refuse_input("", target, inputs)
+    if os.path.lexists(target):
+        raise ModelError(f"{target}: already exists; milguard never overwrites a model")
+    real(target).parent.mkdir(parents=True, exist_ok=True)
+    outputs = Outputs(inputs)
+    outputs.add("", target, model=True)
+    with outputs:
+        mlmodel.save(str(outputs.path("")))
     return target
