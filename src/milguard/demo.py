@@ -11,7 +11,9 @@ is audited with the planted inputs as calibration data, and the packages are sav
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -61,8 +63,8 @@ def _run(out_dir: Path) -> int:
         "FLOAT32": {"compute_precision": ct.precision.FLOAT32},
     }
     models = {}
-    print(f"{'conversion':14s} {'max abs error':>14s} {'SNR (dB)':>9s} {'inf/NaN':>8s} {'fp32 ops':>9s}"
-          f"  first non-finite op")
+    print(f"{'conversion':14s} {'max abs error':>14s} {'SNR (dB)':>9s} {'inf/NaN in output':>18s} "
+          f"{'fp32 ops':>9s}  first op giving inf/NaN inside the program")
     for name, kwargs in policies.items():
         ml = models[name] = zoo.convert(entry, inputs, **kwargs)
         trace = run(ml, feeds, trace=True)
@@ -73,7 +75,9 @@ def _run(out_dir: Path) -> int:
         bad = first_nonfinite(ml, trace)
         where = f"{bad[1]} '{bad[0]}'" if bad else "-"
         print(f"{name:14s} {np.max(np.abs(out - ref)):14.4g} {snr_db(ref, out):9.1f} "
-              f"{int(np.sum(~np.isfinite(out))):8d} {fp32:5d}/{len(ops):<3d}  {where}")
+              f"{int(np.sum(~np.isfinite(out))):18d} {fp32:5d}/{len(ops):<3d}  {where}")
+    print("(inf/NaN in output: how many output values are not finite. The last column names the op where\n"
+          " a non-finite value first appears inside the program; it can vanish before the output, e.g. x / inf = 0.)")
 
     print("\nRegions milguard kept fp32 (found before add_fp16_cast, rebuilt in fp32 after it):")
     for match in milguard.find_patterns(models["milguard"]):
@@ -93,10 +97,33 @@ def _run(out_dir: Path) -> int:
         shutil.rmtree(path, ignore_errors=True)
         ml.save(str(path))
     np.savez(out_dir / "calibration.npz", **feeds)
+    command, activate = command_line()
     print(f"\nSaved the three packages and calibration.npz in {out_dir}/. Audit one with:\n"
-          f"  milguard audit {out_dir}/default_fp16.mlpackage --calibration {out_dir}/calibration.npz"
+          f"  {command} audit {out_dir}/default_fp16.mlpackage --calibration {out_dir}/calibration.npz"
           f" --html {out_dir}/report.html")
+    if activate:
+        print(f"(`source {activate}` puts `milguard` on your PATH.)")
     return 0
+
+
+def command_line() -> tuple[str, str | None]:
+    """How to call milguard from the shell the demo was started in: the console script next to this
+    interpreter (relative to the current folder when it is inside it) and the environment's
+    ``activate`` script, or ``python -m milguard`` when the script is not installed."""
+    bin_dir = Path(sys.executable).parent
+    script, activate = bin_dir / "milguard", bin_dir / "activate"
+    if not script.is_file():
+        return f"{sys.executable} -m milguard", None
+    return _shown(script), (_shown(activate) if activate.is_file() else None)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it lies inside it (with a ``/``, so a shell runs
+    it as a path), else absolute."""
+    rel = os.path.relpath(path)
+    if rel.startswith(".."):
+        return str(path)
+    return rel if os.sep in rel else os.path.join(".", rel)
 
 
 def _print_audit(report: dict) -> None:
