@@ -1,0 +1,260 @@
+"""The command line's speed: start-up, and ``milguard audit`` of a 32-layer package against ``ct.convert``.
+
+Start-up, each in a fresh interpreter (best of the repeats, wall seconds): ``milguard --help``,
+``milguard --version`` and an argument error through the installed console script, and for
+comparison ``import milguard``, ``import coremltools`` and the imports a command needs. Target,
+stated before measuring: ``--help``, ``--version`` and argument errors under 1 s.
+
+The model: ``common.llama_program`` with 32 layers (hidden 256, 4 heads, sequence 64, MLP 1024),
+built fp32 with the MIL builder, converted by ``ct.convert`` (default fp16 pipeline, iOS17) and
+saved as a package. Measured in one process once everything is imported (best of the repeats):
+the private view the package is read through, ``load`` (view and parse), the analysis
+(``milguard.audit`` of the loaded program; "cold" is the first run, which computes the weights'
+spectral bounds), the JSON/HTML/text reports, and the whole ``milguard audit`` and ``milguard fix``
+commands run in-process (``cli.main``): the audit's own time apart from imports, set against
+``ct.convert``'s time for the same model. Also the console script end to end in a fresh process,
+imports included. Target: the analysis of the 2,400-op program under 2 s.
+
+The private view's cost on every package of the zoo (``milguard.zoo``, default fp16 conversions):
+the view (a copy of Manifest.json, a link to Data) against the whole load.
+
+Run: ``python benchmarks/bench_cli.py [--quick]`` (8 layers, no zoo); writes results/cli.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+import common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+NAME = "cli"
+LAYERS_FULL, LAYERS_QUICK = 32, 8
+REPEATS = 3
+HIDDEN, HEADS, SEQ, INTER = 256, 4, 64, 1024
+PY = sys.executable
+SCRIPT = str(Path(sys.executable).parent / "milguard")
+STARTUP = {
+    "milguard --help": [SCRIPT, "--help"],
+    "milguard --version": [SCRIPT, "--version"],
+    "argument error (milguard audit)": [SCRIPT, "audit"],
+    "import milguard": [PY, "-c", "import milguard"],
+    "import coremltools": [PY, "-c", "import coremltools"],
+    "imports of a command": [PY, "-c", "import milguard.cli, milguard.mil, milguard.report.audit, "
+                                       "milguard.actions.repair"],
+}
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+LIGHT = ("milguard --help", "milguard --version", "argument error (milguard audit)")
+
+
+def _run(argv: list[str]) -> float:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    seconds, proc = common.best_of(lambda: subprocess.run(argv, capture_output=True, env=env), 1)
+    if proc.returncode not in (0, 1, 2):
+        raise RuntimeError(f"{argv}: exit {proc.returncode}: {proc.stderr[-500:]}")
+    return seconds
+
+
+def startup(repeats: int) -> dict[str, float]:
+    return {name: min(_run(argv) for _ in range(repeats)) for name, argv in STARTUP.items()}
+
+
+def model(layers: int, folder: Path) -> tuple[Path, float, int]:
+    """(saved package, ct.convert seconds, ops in the saved program, consts included)."""
+    import coremltools as ct
+
+    from milguard.mil import iter_ops, load
+
+    prog = common.llama_program(layers, hidden=HIDDEN, heads=HEADS, seq=SEQ, inter=INTER, dtype="fp32")
+    seconds, mlmodel = common.best_of(
+        lambda: ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17), 1)
+    path = folder / f"llama_{layers}.mlpackage"
+    mlmodel.save(str(path))
+    ops = sum(1 for _ in iter_ops(load(path).program.functions["main"]))
+    return path, seconds, ops
+
+
+def phases(path: Path, folder: Path, repeats: int) -> dict[str, float]:
+    """Seconds of each part of an audit of ``path``, everything already imported."""
+    from milguard import cli
+    from milguard.analysis.norms import _spectral
+    from milguard.mil import load
+    from milguard.mil.package import private_view
+    from milguard.report import text
+    from milguard.report.audit import audit
+
+    def view() -> None:
+        with private_view(path):
+            pass
+
+    loaded = load(path)
+    _spectral.cache_clear()
+    t_cold, report = common.best_of(lambda: audit(loaded), 1)
+    out: dict[str, float] = {
+        "private_view_s": common.best_of(view, repeats)[0],
+        "load_s": common.best_of(lambda: load(path), repeats)[0],
+        "analysis_cold_s": t_cold,
+        "analysis_s": common.best_of(lambda: audit(loaded), repeats)[0],
+        "json_s": common.best_of(report.to_json, repeats)[0],
+        "html_s": common.best_of(report.to_html, 1)[0],
+        "text_s": common.best_of(lambda: text.render(report.to_dict()), repeats)[0],
+    }
+    argv = ["audit", str(path), "--json", str(folder / "a.json"), "--html", str(folder / "a.html"), "--quiet"]
+    out["cli_audit_s"] = common.best_of(lambda: _main(cli, argv), repeats)[0]
+    fixed = iter(folder / f"fixed_{i}.mlpackage" for i in range(repeats))
+    try:
+        out["cli_fix_s"] = common.best_of(lambda: _main(cli, ["fix", str(path), "-o", str(next(fixed)), "--quiet"]),
+                                          repeats)[0]
+    except RuntimeError as exc:         # recorded, not hidden: the table shows the failure
+        out["cli_fix_error"] = str(exc)
+    out["console_audit_s"] = min(_run([SCRIPT, "audit", str(path), "--quiet"]) for _ in range(2))
+    out.update(_single_threaded_analysis(path, repeats))
+    return out
+
+
+def _single_threaded_analysis(path: Path, repeats: int) -> dict[str, float]:
+    """The analysis again in a fresh process whose BLAS runs one thread, wall and CPU seconds: on a
+    busy machine the BLAS thread pool's contention, not the analysis, can dominate the spectral
+    bounds' matmuls, and the CPU time is the analysis' own work whatever the load."""
+    code = f"""
+import json, sys, time
+sys.path.insert(0, {str(HERE)!r})
+import common
+common.quiet()
+from milguard.mil import load
+from milguard.report.audit import audit
+loaded = load({str(path)!r})
+def timed():
+    wall, cpu = time.perf_counter(), time.process_time()
+    audit(loaded)
+    return time.perf_counter() - wall, time.process_time() - cpu
+cold = timed()
+warm = min(timed() for _ in range({repeats}))
+print(json.dumps({{"analysis_cold_1thread_s": cold[0], "analysis_cold_1thread_cpu_s": cold[1],
+                  "analysis_1thread_s": warm[0], "analysis_1thread_cpu_s": warm[1]}}))
+"""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **{v: "1" for v in BLAS_THREADS}}
+    proc = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _main(cli: Any, argv: list[str]) -> int:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    if code not in (0, 1):
+        raise RuntimeError(f"exit {code}: {err.getvalue().strip()[:300]}")
+    return code
+
+
+def zoo_views(folder: Path, repeats: int) -> list[dict[str, Any]]:
+    """The private view against the whole load, on every zoo model's default fp16 package."""
+    from milguard.mil import load
+    from milguard.mil.package import private_view
+    from milguard.zoo import MODELS, convert
+
+    rows = []
+    for name, entry in MODELS.items():
+        path = folder / f"{name}.mlpackage"
+        convert(entry).save(str(path))
+
+        def view() -> None:
+            with private_view(path):
+                pass
+
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        rows.append({"model": name, "bytes": size, "private_view_s": common.best_of(view, repeats)[0],
+                     "load_s": common.best_of(lambda: load(path), repeats)[0]})
+    return rows
+
+
+def _seconds(p: dict[str, Any], key: str) -> str:
+    return f"{p[key + '_s']:.2f}" if key + "_s" in p else f"failed ({p[key + '_error']})"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    s, p = r["startup"], r["phases"]
+    out = ["# Command line: start-up, and an audit against ct.convert", "",
+           f"Fresh interpreter per run, best of {r['repeats']}, wall seconds. Load average during the run "
+           f"{r['load_average'][0]:.1f} -> {r['load_average'][1]:.1f} on {os.cpu_count()} cores (a shared "
+           "machine: timings are upper bounds, ratios are the robust figures).", "",
+           "| start-up | seconds |", "|---|---:|"]
+    out += [f"| `{name}` | {seconds:.2f} |" for name, seconds in s.items()]
+    verdict = "met" if max(s[n] for n in LIGHT) < 1.0 else "NOT met"
+    out += ["", f"Target: `--help`, `--version` and argument errors under 1 s: {verdict} "
+                f"(slowest {max(s[n] for n in LIGHT):.2f} s).", "",
+            f"## `milguard audit` of a {r['layers']}-layer LLaMA-shaped package ({r['ops']} ops, consts included)",
+            "", "Everything imported first; best of the repeats, seconds.", "",
+            "| step | seconds |", "|---|---:|",
+            f"| `ct.convert` of the same model (default fp16) | {r['convert_s']:.2f} |",
+            f"| private view of the package (Manifest.json copied, Data linked) | {p['private_view_s']:.4f} |",
+            f"| `load` (view, then coremltools parses the program) | {p['load_s']:.2f} |",
+            f"| analysis, cold (`milguard.audit` of the loaded program, spectral bounds computed) | "
+            f"{p['analysis_cold_s']:.2f} |",
+            f"| analysis, warm | {p['analysis_s']:.2f} |",
+            f"| analysis, cold / warm, BLAS on one thread (fresh process) | {p['analysis_cold_1thread_s']:.2f} / "
+            f"{p['analysis_1thread_s']:.2f} |",
+            f"| the same, CPU seconds (the analysis' own work, whatever the load) | "
+            f"{p['analysis_cold_1thread_cpu_s']:.2f} / {p['analysis_1thread_cpu_s']:.2f} |",
+            f"| JSON / HTML / text report | {p['json_s']:.2f} / {p['html_s']:.2f} / {p['text_s']:.2f} |",
+            f"| **`milguard audit --json --html`, in-process** | **{p['cli_audit_s']:.2f}** |",
+            f"| `milguard fix -o`, in-process (audit before and after, write, reload) | "
+            f"{_seconds(p, 'cli_fix')} |",
+            f"| `milguard audit` through the console script, imports included | {p['console_audit_s']:.2f} |", "",
+            f"The audit's own time is {p['cli_audit_s'] / r['convert_s']:.0%} of `ct.convert`'s for the same "
+            f"model; the imports are {s['imports of a command']:.1f} s of the console script's "
+            f"{p['console_audit_s']:.1f} s. Target: the analysis of the {r['ops']}-op program under 2 s: "
+            f"{'met' if p['analysis_cold_s'] < 2.0 else 'NOT met'} (cold {p['analysis_cold_s']:.2f} s, "
+            f"warm {p['analysis_s']:.2f} s; with BLAS on one thread {p['analysis_cold_1thread_s']:.2f} s "
+            f"and {p['analysis_1thread_s']:.2f} s, of which CPU {p['analysis_cold_1thread_cpu_s']:.2f} s and "
+            f"{p['analysis_1thread_cpu_s']:.2f} s)."]
+    if r["zoo"]:
+        out += ["", "## The private view on the zoo's packages", "",
+                "| model | package size | private view (s) | load (s) | view / load |", "|---|---:|---:|---:|---:|"]
+        out += [f"| {z['model']} | {z['bytes'] / 1e6:.2f} MB | {z['private_view_s']:.4f} | {z['load_s']:.3f} | "
+                f"{z['private_view_s'] / z['load_s']:.1%} |" for z in r["zoo"]]
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 layers, no zoo")
+    args = parser.parse_args(argv if argv is not None else [])
+    common.quiet()
+    load = [os.getloadavg()[0]]
+    layers = LAYERS_QUICK if args.quick else LAYERS_FULL
+    folder = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    try:
+        s = startup(REPEATS)
+        path, convert_s, ops = model(layers, folder)
+        p = phases(path, folder, REPEATS)
+        try:
+            zoo = [] if args.quick else zoo_views(folder, REPEATS)
+        except ImportError:              # the zoo needs torch
+            zoo = []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    load.append(os.getloadavg()[0])
+    result = {"name": NAME, "python": platform.python_version(), "machine": platform.machine(),
+              "layers": layers, "ops": ops, "repeats": REPEATS, "load_average": load, "startup": s,
+              "convert_s": convert_s, "phases": p, "zoo": zoo}
+    common.save_results(RESULTS, NAME, result, markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
