@@ -24,9 +24,10 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, Iterator, Mapping, NoReturn, Sequence
 
 from .compute_units import COMPUTE_UNITS
 from .config import FAIL_ON_LEVELS
@@ -35,6 +36,7 @@ from .outputs import Outputs
 from .progress import Progress, quiet
 
 EXIT = {"ok": 0, "findings": 1, "bad_input": 2, "internal": 3}
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CONFIG_NOTE = "Options not given here are read from [tool.milguard] in the nearest pyproject.toml."
 DOCS = "docs/audit.md"
 EXAMPLES = f"""\
@@ -64,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT["bad_input"]
     except SystemExit as exc:            # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT["ok"]
+    os.environ.update(blas_threads(os.environ, numpy_imported="numpy" in sys.modules))
     try:
         with quiet(not args.debug):       # coremltools' warnings and bars (--debug keeps them)
             return args.run(args)
@@ -173,6 +176,16 @@ def _gate(d: dict, fail_on: str) -> int:
         _error(f"{len(bad)} {verb} --fail-on {fail_on}", prefix="milguard")
         return EXIT["findings"]
     return EXIT["ok"]
+
+
+def blas_threads(environ: Mapping[str, str], numpy_imported: bool) -> dict[str, str]:
+    """The BLAS thread settings a command starts with: one thread, unless the user set any of
+    :data:`BLAS_THREADS` (or numpy is loaded already, when it is too late). The analysis and the
+    reference executor multiply many small matrices; on a busy machine a BLAS thread pool makes
+    them several times slower (benchmarks/results/cli.md)."""
+    if numpy_imported or any(name in environ for name in BLAS_THREADS):
+        return {}
+    return dict.fromkeys(BLAS_THREADS, "1")
 
 
 # ---- inputs and outputs ----------------------------------------------------------------------

@@ -98,3 +98,27 @@ def test_passes_are_registered_whichever_module_imports_coremltools(first):
     """)
     assert got["registered"] == list(PASSES)
     assert got["watching"] == []                      # the import watcher is gone once it is done
+
+
+def test_commands_start_with_one_blas_thread_unless_the_user_chose():
+    """Set before numpy is imported (the parser imports nothing heavy), so they take effect."""
+    from milguard.cli import BLAS_THREADS
+
+    got = _python("""
+        import os
+        from milguard.cli import main
+        result["numpy_before"] = "numpy" in sys.modules
+        result["code"] = main(["audit", "missing.mlpackage"])
+        result["env"] = {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                 "MKL_NUM_THREADS")}
+    """)
+    assert got["code"] == 2 and not got["numpy_before"]
+    assert got["env"] == dict.fromkeys(BLAS_THREADS, "1")
+
+
+def test_blas_threads_respect_the_user_and_a_loaded_numpy():
+    from milguard.cli import BLAS_THREADS, blas_threads
+
+    assert blas_threads({}, numpy_imported=False) == dict.fromkeys(BLAS_THREADS, "1")
+    assert blas_threads({"OMP_NUM_THREADS": "4"}, numpy_imported=False) == {}
+    assert blas_threads({}, numpy_imported=True) == {}                  # too late to matter
