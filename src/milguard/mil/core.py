@@ -18,7 +18,28 @@ from coremltools.converters.mil.mil.scope import ScopeSource
 
 
 def dtype_name(var: Var) -> str | None:
-    """'fp16', 'fp32', 'int32', 'bool', ... for tensors and scalars; None for lists, states, tuples."""
+    """'fp16', 'fp32', 'int32', 'bool', ... for tensors and scalars; None for lists, states, tuples.
+
+    A var's dtype follows from its class and its current type, so the name is remembered per
+    (class, type): coremltools' type queries cost about 50 µs, and an audit asks thousands of times."""
+    try:
+        key = (type(var), var.sym_type)
+        return _DTYPE_NAMES[key]
+    except KeyError:
+        pass
+    except (TypeError, AttributeError):   # an unhashable type, or no sym_type: ask every time
+        return _dtype_name(var)
+    if len(_DTYPE_NAMES) >= _DTYPE_NAMES_MAX:
+        _DTYPE_NAMES.clear()
+    name = _DTYPE_NAMES[key] = _dtype_name(var)
+    return name
+
+
+_DTYPE_NAMES: dict[tuple[type, object], str | None] = {}
+_DTYPE_NAMES_MAX = 4096
+
+
+def _dtype_name(var: Var) -> str | None:
     try:
         return types.builtin_to_string(var.dtype)
     except Exception:  # noqa: BLE001 - non-tensor types have no dtype string
