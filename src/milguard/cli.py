@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping, NoReturn, Sequence
 
+from .catalogue import catalogue
+from .choices import NATIVE, REMEDY_MODES, SCOPES
 from .compute_units import COMPUTE_UNITS
 from .config import FAIL_ON_LEVELS
 from .errors import MilguardError, ModelError, one_line
@@ -337,13 +339,15 @@ def parser() -> argparse.ArgumentParser:
                  formatter_class=formatter)
     ap.add_argument("--version", action="version", version=f"milguard {_version()}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{audit,fix}")
+    families = catalogue()
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", metavar="MODEL", help="an ML program: .mlpackage or .mlmodel (only read)")
         p.add_argument("--input-range", action="append", metavar="NAME=LO:HI",
                        help="value range of an input for the static analysis; repeatable (defaults: -1:1 "
-                            "for float inputs, 0:N-1 for integer inputs read as gather indices of an axis "
-                            "of N, the dtype's full range for other integers, 0:1 for bool)")
+                            "for float inputs in the findings, unbounded in the decisions; 0:N-1 for "
+                            "integer inputs read as gather indices of an axis of N, the dtype's full range "
+                            "for other integers, 0:1 for bool)")
         p.add_argument("--calibration", action="append", metavar="FILE.npz",
                        help="one sample: an .npz with an array per input; repeatable")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout, no summary)")
@@ -361,17 +365,18 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--compute-units", default=None, choices=COMPUTE_UNITS,
                        help="compute units the model targets: the expected placement, and which remedy "
                             "is cheapest (default ALL; CPU_AND_GPU and CPU_ONLY make fp32 islands cheap)")
-        p.add_argument("--remedy", choices=("auto", "rescale", "fp32"), default="auto",
+        p.add_argument("--remedy", choices=REMEDY_MODES, default="auto",
                        help="auto: a region at risk gets the cheapest remedy (an fp16-safe rescale or an "
                             "fp32 island), a safe one stays fp16; rescale: rewrite every region that has "
                             "a rewrite; fp32: every decomposed region an fp32 island (default auto)")
-        p.add_argument("--scope", choices=("region", "core"), default="region",
+        p.add_argument("--scope", choices=SCOPES, default="region",
                        help="an fp32 island holds the whole region, or only its overflow-prone core")
         p.add_argument("--families", action="append", metavar="F[,F]",
-                       help="pattern families to act on, comma-separated (default all; see docs/audit.md)")
+                       help="pattern families to act on, comma-separated (default all: "
+                            f"{', '.join(e.name for e in families)})")
         p.add_argument("--exclude", action="append", metavar="GLOB",
-                       help="leave regions whose op names or torch module match this glob fp16; repeatable")
-        p.add_argument("--keep-native", choices=("at_risk", "never", "always"), default="at_risk",
+                       help="leave regions whose op names or torch module match this glob as they are; repeatable")
+        p.add_argument("--keep-native", choices=NATIVE, default="at_risk",
                        help="native layer_norm/softmax/... ops: decided like the others (at_risk, default), "
                             "never touched, or always fp32")
         p.add_argument("--function", default=None, help="the function to audit (default main)")
@@ -382,10 +387,13 @@ def parser() -> argparse.ArgumentParser:
                            help="show progress on stderr even when it is not a terminal")
         p.add_argument("--debug", action="store_true", help="show tracebacks and coremltools' messages")
 
-    audit = sub.add_parser("audit", help="report patterns, fp16 findings and expected placement",
-                           description="Report patterns and their precision, fp16 overflow/underflow "
-                                       "findings and the expected placement of an ML program.",
-                           epilog=EXAMPLES, formatter_class=formatter)
+    legend = "pattern families:\n" + "".join(f"  {e.name}: {e.summary}\n" for e in families)
+    audit = sub.add_parser("audit", help="report regions and their decisions, fp16 findings and placement",
+                           description="Report the regions milguard knows (norms, softmax, masks) with "
+                                       "their precision and the decision milguard fix makes for each, fp16 "
+                                       "overflow/underflow findings and the expected placement of an ML "
+                                       "program.",
+                           epilog=legend + "\n" + EXAMPLES, formatter_class=formatter)
     common(audit)
     audit.set_defaults(run=_audit)
 
@@ -393,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
                          description="Decide per norm / softmax region of an fp16 ML program (leave it "
                                      "fp16, rewrite it fp16-safely, or keep it fp32) and write a new "
                                      "package; audit before and after.",
-                         epilog=EXAMPLES, formatter_class=formatter)
+                         epilog=legend + "\n" + EXAMPLES, formatter_class=formatter)
     common(fix)
     fix.add_argument("-o", "--output", required=True, metavar="OUT.mlpackage",
                      help="the new package (must not exist, nor be inside the input)")

@@ -30,7 +30,7 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 # part on a lower layer only (inside one part anything goes, cycles aside). A part is a package
 # directly under milguard, or a top-level module.
 LAYERS = (
-    ("errors", "fp16", "progress", "catalogue", "compute_units"),
+    ("errors", "fp16", "progress", "catalogue", "choices", "compute_units"),
     ("outputs",),
     ("input_ranges", "mil", "zoo"),
     ("executor", "placement", "pattern"),

@@ -10,14 +10,11 @@ from dataclasses import dataclass, fields, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
+from ..choices import ACCUMULATE, NATIVE, REMEDY_MODES, SCOPES
 from ..errors import MilguardError
 from ..mil import module_path
 from ..pattern import Match
 
-REMEDY_MODES = ("auto", "rescale", "fp32")
-SCOPES = ("region", "core")
-NATIVE = ("at_risk", "never", "always")
-ACCUMULATE = ("fp32", "fp16")
 
 
 @dataclass(frozen=True)
