@@ -51,7 +51,7 @@ def saturate(match, emit):
 
 
 def risk(match, evidence) -> str | None:
-    mask = np.asarray(match.bindings["mask"].val, dtype=np.float64)
+    mask = np.asarray(match.bindings["mask"].val, dtype=np.float64).reshape(-1)
     worst = float(mask[np.argmax(np.abs(mask))])
     return (f"the mask constant holds {worst:.3g}, beyond fp16's ±65504: it is ±inf in fp16 and a fully "
             f"masked softmax row becomes NaN")

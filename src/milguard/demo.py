@@ -2,11 +2,14 @@
 
     python -m milguard.demo [--out DIR]
 
-The example is the zoo's LLaMA-style decoder layer fed a residual stream with massive activations
-of the size measured in LLaMA2-7B (its source is printed). It is converted three ways: the default
-fp16 conversion, the default conversion with ``milguard.pipeline()``, and FLOAT32; each program is
-run by milguard's reference executor and compared with torch in fp32. Then the default fp16 model
-is audited with the planted inputs as calibration data, and the packages are saved under DIR.
+The example is the zoo's LLaMA-style decoder layer at a realistic width (hidden 512, 64 tokens:
+large enough that the fp16 model is expected on the Neural Engine) fed a residual stream with
+massive activations of the size measured in LLaMA2-7B (its source is printed). It is converted four
+ways: the default fp16 conversion; with ``milguard.pipeline()`` (the default remedy: each region at
+risk gets the cheapest fix); with ``milguard.pipeline(remedy="fp32")`` (every norm an fp32 island);
+and FLOAT32. Each program is run by milguard's reference executor and compared with torch in fp32,
+and its expected placement predicted. Then the default fp16 model is audited with the planted
+inputs as calibration data, and the packages are saved under DIR.
 """
 from __future__ import annotations
 
@@ -45,45 +48,54 @@ def _run(out_dir: Path) -> int:
 
     import milguard
     from milguard import zoo
+    from milguard.actions.decide import remembered
     from milguard.executor import first_nonfinite, run
     from milguard.mil import converted_program, dtype_name, iter_ops
+    from milguard.placement import predict, summarize
 
     entry = zoo.MODELS[zoo.EXAMPLE]
-    inputs = entry.planted_inputs(0)
+    size = "realistic"
+    inputs = entry.planted_inputs(0, size)
     feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
     with torch.no_grad():
-        ref = entry.build(0)(*inputs)
+        ref = entry.build(0, size)(*inputs)
     ref = (ref[0] if isinstance(ref, tuple) else ref).double().numpy()
-    print(f"Example: {entry.description}")
+    shape = "x".join(str(d) for d in inputs[0].shape)
+    dims = ", ".join(f"{k} {v}" for k, v in entry.realistic[0].items())
+    print(f"Example: {entry.description.split(' (')[0]} at a realistic size ({dims}; input {shape})")
     print(f"Input: max |x| = {np.abs(inputs[0].numpy()).max():.0f} ({entry.source})\n")
 
     policies = {
         "default fp16": {},
         "milguard": {"pass_pipeline": milguard.pipeline()},
+        "fp32 islands": {"pass_pipeline": milguard.pipeline(remedy="fp32")},
         "FLOAT32": {"compute_precision": ct.precision.FLOAT32},
     }
     models = {}
     print(f"{'conversion':14s} {'max abs error':>14s} {'SNR (dB)':>9s} {'inf/NaN in output':>18s} "
-          f"{'fp32 ops':>9s}  first op giving inf/NaN inside the program")
+          f"{'fp32 ops':>9s} {'transitions':>12s} {'rel. cost':>10s}  first op giving inf/NaN inside the program")
     for name, kwargs in policies.items():
-        ml = models[name] = zoo.convert(entry, inputs, **kwargs)
+        ml = models[name] = zoo.convert(entry, inputs, size=size, **kwargs)
         trace = run(ml, feeds, trace=True)
         out = trace[entry.output_names[0]].astype(np.float64)
-        program = converted_program(ml)
-        ops = [op for op in iter_ops(program.functions["main"]) if op.op_type not in ("const", "cast")]
+        fn = converted_program(ml).functions["main"]
+        ops = [op for op in iter_ops(fn) if op.op_type not in ("const", "cast")]
         fp32 = sum(dtype_name(op.outputs[0]) == "fp32" for op in ops)
+        placed = summarize(fn, predict(fn, compute_units="ALL"))
         bad = first_nonfinite(ml, trace)
         where = f"{bad[1]} '{bad[0]}'" if bad else "-"
         print(f"{name:14s} {np.max(np.abs(out - ref)):14.4g} {snr_db(ref, out):9.1f} "
-              f"{int(np.sum(~np.isfinite(out))):18d} {fp32:5d}/{len(ops):<3d}  {where}")
+              f"{int(np.sum(~np.isfinite(out))):18d} {fp32:5d}/{len(ops):<3d} {placed.transitions:12d} "
+              f"{placed.relative_cost:10.0f}  {where}")
     print("(inf/NaN in output: how many output values are not finite. The last column names the op where\n"
-          " a non-finite value first appears inside the program; it can vanish before the output, e.g. x / inf = 0.)")
+          " a non-finite value first appears inside the program; it can vanish before the output, e.g. x / inf = 0.\n"
+          " transitions and rel. cost: the expected placement on an M1 Neural Engine (ALL), relative units.)")
 
-    print("\nRegions milguard kept fp32 (found before add_fp16_cast, rebuilt in fp32 after it):")
-    for match in milguard.find_patterns(models["milguard"]):
-        kept = [op.op_type for op in match.ops if dtype_name(op.outputs[0]) == "fp32"]
-        if kept:
-            print(f"  {match.kind:10s} {match.variant:40s} {' -> '.join(kept)}")
+    print("\nWhat milguard decided for each region (no input range given: a region whose input is unbounded "
+          "is at risk):")
+    for d in remembered(converted_program(models["milguard"])):
+        cost = f"+{d.cost.transitions} transitions, +{d.cost.relative:.3g}" if d.cost else "-"
+        print(f"  {d.family:9s} {d.verdict:12s} {cost:28s} {d.risk or 'safe'}")
 
     print("\nAudit of the default fp16 conversion (calibrated with the example input):")
     report = milguard.audit(models["default fp16"], calibration=feeds).to_dict()
@@ -98,7 +110,7 @@ def _run(out_dir: Path) -> int:
         ml.save(str(path))
     np.savez(out_dir / "calibration.npz", **feeds)
     command, activate = command_line()
-    print(f"\nSaved the three packages and calibration.npz in {out_dir}/. Audit one with:\n"
+    print(f"\nSaved the four packages and calibration.npz in {out_dir}/. Audit one with:\n"
           f"  {command} audit {out_dir}/default_fp16.mlpackage --calibration {out_dir}/calibration.npz"
           f" --html {out_dir}/report.html")
     if activate:
@@ -129,8 +141,9 @@ def _shown(path: Path) -> str:
 def _print_audit(report: dict) -> None:
     summary = report["summary"]
     by_sev = summary["findings"]["by_severity"]
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary["decisions"]["by_verdict"].items()))
     print(f"  {summary['ops']} ops ({summary['fp16_ops']} fp16, {summary['fp32_ops']} fp32), "
-          f"{summary['patterns']} patterns, findings: " +
+          f"{summary['patterns']} regions ({verdicts}), findings: " +
           (", ".join(f"{n} {s}" for s, n in sorted(by_sev.items())) or "none"))
     errors = [f for f in report["findings"] if f["severity"] == "error"]
     for f in errors[:6]:

@@ -41,7 +41,11 @@ def test_demo_prints_a_command_that_works_as_printed(tmp_path):
     header = next(line for line in lines if line.startswith("conversion"))
     assert "inf/NaN in output" in header and header.endswith("first op giving inf/NaN inside the program")
     default = next(line for line in lines if line.startswith("default fp16"))
-    assert default.split()[4] == "0" and default.split()[6] == "pow"      # 0 in the output, pow inside
+    assert default.split()[4] == "0" and default.split()[8] == "pow"      # 0 in the output, pow inside
+    rows = {name: next(line for line in lines if line.startswith(name)).split()
+            for name in ("milguard", "fp32 islands")}
+    assert rows["milguard"][5].startswith("0/") and rows["milguard"][6] == "0"    # no fp32 op, no transition
+    assert int(rows["fp32 islands"][7]) > 0 < int(rows["fp32 islands"][6])        # islands cost transitions
     assert any("it can vanish before the output" in line for line in lines)
 
     command = lines[lines.index(next(line for line in lines if line.endswith("Audit one with:"))) + 1].strip()

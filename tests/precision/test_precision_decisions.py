@@ -150,6 +150,8 @@ def test_a_finfo_min_mask_is_saturated_and_a_fully_masked_row_is_no_longer_nan()
     assert np.isnan(plain[:, 0]).all()                                      # row 0 is masked entirely
     guarded = convert(P.program(P.RANK3, body))
     assert decisions(guarded) == [("mask", "rescale"), ("softmax", "none")]
+    (mask_decision, _) = remembered(guarded)
+    assert mask_decision.risk.startswith("the mask constant holds -3.4e+38, beyond fp16's ±65504")
     out = next(iter(milguard.run(guarded, {"x": x}).values()))
     assert np.isfinite(out).all()
     add = next(op for op in iter_ops(guarded.functions["main"]) if op.op_type == "add")
