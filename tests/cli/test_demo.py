@@ -44,7 +44,7 @@ def test_demo_prints_a_command_that_works_as_printed(tmp_path):
     assert default.split()[4] == "0" and default.split()[8] == "pow"      # 0 in the output, pow inside
     rows = {name: next(line for line in lines if line.startswith(name)).split()
             for name in ("milguard", "fp32 islands")}
-    assert rows["milguard"][5].startswith("0/") and rows["milguard"][6] == "0"    # no fp32 op, no transition
+    assert rows["milguard"][4].startswith("0/") and rows["milguard"][5] == "0"    # no fp32 op, no transition
     assert int(rows["fp32 islands"][7]) > 0 < int(rows["fp32 islands"][6])        # islands cost transitions
     assert any("it can vanish before the output" in line for line in lines)
 
