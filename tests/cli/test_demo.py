@@ -47,6 +47,9 @@ def test_demo_prints_a_command_that_works_as_printed(tmp_path):
     assert rows["milguard"][4].startswith("0/") and rows["milguard"][5] == "0"    # no fp32 op, no transition
     assert int(rows["fp32 islands"][7]) > 0 < int(rows["fp32 islands"][6])        # islands cost transitions
     assert any("it can vanish before the output" in line for line in lines)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text().splitlines()
+    table = lines[lines.index(header):lines.index(header) + 5]
+    assert table == readme[readme.index(header):readme.index(header) + 5]   # the README quotes this run
 
     command = lines[lines.index(next(line for line in lines if line.endswith("Audit one with:"))) + 1].strip()
     argv = shlex.split(command)
