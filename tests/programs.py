@@ -152,3 +152,23 @@ def masked(x, *, value=float(np.finfo(np.float32).min), rows=(0,)):
     for r in rows:
         mask[r, :] = value
     return mb.softmax(x=mb.add(x=x, y=mask), axis=-1)
+
+
+def deep_chain(length: int, shape=(2, 3, 16), dtype=types.fp16, opset=ct.target.iOS17):
+    """A program deeper than Python's recursion limit: ``length`` chained ops (add, mul, tanh
+    repeating, each feeding the next), then an RMSNorm, a q·kᵀ matmul and a native softmax.
+
+    Every value stays in [-1, 1] (tanh), so the typed program computes finite values: what such a
+    program exercises is stack depth, not numerics.
+    """
+    f = np.float16 if dtype == types.fp16 else np.float32
+
+    def body(x):
+        v = x
+        for _ in range(length // 3):
+            v = mb.tanh(x=mb.mul(x=mb.add(x=v, y=v), y=v))
+        ms = mb.reduce_mean(x=mb.pow(x=v, y=f(2)), axes=[-1], keep_dims=True)
+        v = mb.mul(x=mb.mul(x=v, y=mb.rsqrt(x=mb.add(x=ms, y=f(1e-5)))), y=GAMMA3.astype(f))
+        return mb.softmax(x=mb.matmul(x=v, y=v, transpose_y=True), axis=-1, name="probs")
+
+    return mb.program(input_specs=[mb.TensorSpec(shape=shape, dtype=dtype)], opset_version=opset)(body)

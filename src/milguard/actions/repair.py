@@ -1,14 +1,13 @@
 """``keep_fp32``: the remedies for an ML program that is already fp16 (a saved package, an MLModel)."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 from typing import Any
 
 import coremltools as ct
 
-from ..mil import PassPipeline, PassPipelineManager, Program, load, save
+from ..mil import PassPipeline, PassPipelineManager, Program, copy_program, load, save
 from .apply import carry_out
 from .decide import Context, decide
 from .options import Options
@@ -30,7 +29,7 @@ def keep_fp32(model: Any, output: str | os.PathLike | None = None, **opts: Any) 
     """
     options = Options.make(**opts)
     loaded = load(model)
-    program: Program = copy.deepcopy(loaded.program)
+    program: Program = copy_program(loaded.program)
     ctx = Context(program, options)
     pairs = decide(program, options, context=ctx)
     carry_out(program, pairs, ctx)

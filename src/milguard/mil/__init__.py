@@ -31,6 +31,7 @@ from .core import (
     register_pass,
     types,
 )
+from .clone import copy_program
 from .io import Loaded, converted_program, load, save, write_package
 from .program_state import has_program_state, program_state
 from . import rewrite
@@ -40,7 +41,7 @@ __all__ = [
     "rewrite",
     "AbstractGraphPass", "Block", "Function", "Loaded", "Operation", "PASS_REGISTRY",
     "PassPipeline", "PassPipelineManager", "Program", "Var",
-    "const_value", "converted_program", "drop_pass", "dtype_name", "has_program_state", "iter_blocks",
+    "const_value", "converted_program", "copy_program", "drop_pass", "dtype_name", "has_program_state", "iter_blocks",
     "iter_ops", "load", "mb", "module_path", "module_type", "np_dtype", "op_inputs", "op_params",
     "program_state", "register_pass", "save", "types", "write_package",
 ]
