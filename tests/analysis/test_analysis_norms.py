@@ -56,3 +56,25 @@ def test_norms_are_recorded_only_for_finite_vars():
     assert rm.row_norm("ln") == pytest.approx(2.0 * np.sqrt(D), rel=1e-3)
     assert rm.row_norm("probs") <= 1.01
     assert rm.row_norm("logits") is not None and rm.row_norm("x") is None
+
+
+def _layer_norm_then_relus(length: int) -> Program:
+    """layer_norm, ``length`` relus (each keeps the row norm), then q·kᵀ of the result with itself."""
+    prog = Program()
+    with Function({"x": mb.placeholder(shape=(1, S, D), dtype=types.fp32)}) as fn:
+        v = mb.layer_norm(x=fn.inputs["x"], axes=[-1], epsilon=np.float32(1e-5), name="ln")
+        for _ in range(length):
+            v = mb.relu(x=v)
+        fn.set_outputs([mb.matmul(x=v, y=v, transpose_y=True, name="logits")])
+    prog.add_function("main", fn)
+    return prog
+
+
+def test_row_norm_bound_does_not_depend_on_the_depth_of_the_chain_it_reads():
+    """The lazy bounds are evaluated without recursion: behind 3,000 relus the q·kᵀ bound is the one
+    found behind 5 (the relus' rounding slack aside), not the plain interval's."""
+    shallow, deep = (propagate(_layer_norm_then_relus(n), {"x": (-100.0, 100.0)}) for n in (5, 3000))
+    assert shallow["logits"].maxabs == pytest.approx(D * 1.0, rel=0.02)        # N(ln)² = (sqrt(D))²
+    assert deep["logits"].maxabs <= shallow["logits"].maxabs * 1.1
+    plain = propagate(_layer_norm_then_relus(5), {"x": (-100.0, 100.0)}, norms=False)
+    assert deep["logits"].maxabs < plain["logits"].maxabs / 4

@@ -46,12 +46,21 @@ def norm_rule(*op_types: str) -> Callable[[NormFn], NormFn]:
     return register
 
 
+class _Pending(Exception):
+    """Raised inside a rule that needs the bound of ``name``, not yet evaluated."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
 class NormContext:
     """The row-norm bounds computed so far, and the intervals to fall back on."""
 
     def __init__(self, ranges: Any, ctx: Any):
         self.ranges, self.ctx = ranges, ctx
         self.norms: dict[str, float] = {}
+        self._evaluating = False                 # inside a rule: pending inputs raise _Pending
 
     def last(self, var: Any) -> int | None:
         shape = getattr(var, "shape", None)
@@ -74,14 +83,38 @@ class NormContext:
 
     def norm(self, name: str) -> float:
         """The recorded bound of a var (evaluated on first use: rules are lazy, so spectral norms
-        are computed only for weights whose bound something downstream asks for)."""
+        are computed only for weights whose bound something downstream asks for).
+
+        A rule asks for the bounds of its inputs, which may be pending too, down a chain as long as
+        the program. They are evaluated here with an explicit stack, not by recursion: a rule that
+        meets a pending input raises :class:`_Pending`; the input is evaluated first and the rule
+        runs again (rules are cheap and spectral norms are cached by content)."""
         val = self.norms.get(name, math.inf)
-        if callable(val):
-            self.norms[name] = math.inf          # a cycle cannot happen in a DAG; be safe anyway
-            val = val()
-            val = val if val is not None and not math.isnan(val) else math.inf
-            self.norms[name] = val
-        return val
+        if not callable(val):
+            return val
+        if self._evaluating:
+            raise _Pending(name)
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            thunk = self.norms.get(top)
+            if not callable(thunk):
+                stack.pop()
+                continue
+            self._evaluating = True
+            try:
+                val = thunk()
+            except _Pending as pending:
+                if pending.name in stack:          # a cycle cannot happen in a DAG; be safe anyway
+                    self.norms[pending.name] = math.inf
+                else:
+                    stack.append(pending.name)
+                continue
+            finally:
+                self._evaluating = False
+            self.norms[top] = val if val is not None and not math.isnan(val) else math.inf
+            stack.pop()
+        return self.norms[name]
 
     def maxabs(self, var: Any) -> float:
         iv = self.ctx.r(var)
@@ -313,6 +346,8 @@ def refine(op: Any, nc: NormContext, results: list[Interval]) -> tuple[list[Inte
     def thunk() -> float:
         try:
             bound = rule(op, nc)
+        except _Pending:
+            raise
         except Exception as exc:  # noqa: BLE001 - a rule bug costs the bound, not soundness
             nc.ranges.failed(op, "row-norm", exc)
             return math.inf
