@@ -97,7 +97,7 @@ def _audit(args: argparse.Namespace) -> int:
         loaded = _load(progress, model, args)
         fn = _function(loaded, model, args.function)
         ranges = _all_input_ranges(args, settings, fn)
-        samples = _calibration(args.calibration, fn)
+        samples = _calibration(args.calibration, loaded, args.function)
         report = _run_audit(progress, loaded, model, ranges, samples, args)
         d = _write_reports(report, args, outputs, progress, stdout)
         if args.json != "-":
@@ -125,7 +125,7 @@ def _fix(args: argparse.Namespace) -> int:
         loaded = _load(progress, model, args)
         fn = _function(loaded, model, args.function)
         ranges = _all_input_ranges(args, settings, fn)
-        samples = _calibration(args.calibration, fn)
+        samples = _calibration(args.calibration, loaded, args.function)
         Options.make(**options, input_ranges=ranges or None)
         before = _run_audit(progress, loaded, model, ranges, samples, args).to_dict()
         with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
@@ -271,21 +271,17 @@ def _input_ranges(values: Sequence[str] | None, fn: Any,
     return ranges
 
 
-def _calibration(paths: Sequence[str] | None, fn: Any) -> list[dict[str, Any]] | None:
-    """Read every npz now (one-line errors before any work) and check it feeds every input."""
+def _calibration(paths: Sequence[str] | None, loaded: Any, function: str) -> list[dict[str, Any]] | None:
+    """Read every npz now and check it against the model's inputs (one-line errors before any work;
+    :func:`milguard.executor.inputs.check_inputs`, as ``milguard.run`` and calibration do)."""
     from .analysis.calibrate import load_samples
+    from .executor.inputs import check_inputs
+    from .executor.run import declared
 
     if not paths:
         return None
-    samples = []
-    for path in paths:
-        sample = load_samples(path)[0]
-        missing = [n for n in fn.inputs if n not in sample]
-        if missing:
-            raise ModelError(f"{path}: calibration file has no array for input(s) {', '.join(missing)} "
-                             f"(has {', '.join(sample) or 'none'})")
-        samples.append(sample)
-    return samples
+    inputs = declared(loaded, function)
+    return [check_inputs(inputs, load_samples(path)[0], str(path)) for path in paths]
 
 
 def _write_reports(report: Any, args: argparse.Namespace, outputs: Outputs, progress: Progress,

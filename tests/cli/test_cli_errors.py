@@ -105,7 +105,7 @@ def test_calibration_file_missing_or_not_npz(cli, packages, tmp_path):
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, y=np.zeros((2, 64), np.float16))
     _bad(cli, tmp_path, packages["rms"], "--calibration", wrong,
-         says=f"{wrong}: calibration file has no array for input(s) x (has y)")
+         says=f"{wrong}: missing input 'x' (given: y)")
 
 
 def test_report_into_missing_folder(cli, packages, tmp_path):
@@ -191,3 +191,23 @@ def test_html_without_matplotlib(cli, packages, tmp_path, monkeypatch):
     """matplotlib is the html extra: without it --html fails before any work, naming the fix."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib -> ImportError
     _bad(cli, tmp_path, packages["rms"], says="the HTML report needs matplotlib: pip install 'milguard[html]'")
+
+
+def test_calibration_of_strings_is_bad_input(cli, packages, tmp_path):
+    strings = tmp_path / "strings.npz"
+    np.savez(strings, x=np.array([["a"] * 64] * 2))
+    _bad(cli, tmp_path, packages["rms"], "--calibration", strings,
+         says=f"{strings}: input 'x' holds strings (<U1); the model takes fp16")
+    _bad(cli, tmp_path, packages["rms"], "--calibration", strings, "-o", tmp_path / "fixed.mlpackage",
+         command="fix", says=f"{strings}: input 'x' holds strings")
+
+
+def test_calibration_outside_a_range_dim_or_enumerated_shape_is_bad_input(cli, flexible, tmp_path):
+    _, model = flexible
+    long = tmp_path / "long.npz"
+    np.savez(long, x=np.ones((1, 40, 16), np.float32), y=np.ones((2, 4), np.float32))
+    _bad(cli, tmp_path, model, "--calibration", long,
+         says=f"{long}: input 'x' has 40 along axis 1, outside the model's range [2, 32] for that dim")
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, x=np.ones((1, 8, 16), np.float32), y=np.ones((4, 4), np.float32))
+    _bad(cli, tmp_path, model, "--calibration", odd, says=f"{odd}: input 'y' has shape (4, 4), not one of")

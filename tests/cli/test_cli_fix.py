@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
+
 from milguard.mil import dtype_name, iter_ops, load
 
 
@@ -89,3 +91,13 @@ def test_fix_reports_describe_the_repaired_package(cli, packages, tmp_path):
     assert f"milguard audit: {out}" in page.read_text()
     code, text, _ = cli("fix", packages["rms"], "-o", tmp_path / "s.mlpackage", "--json", "-")
     assert code == 0 and json.loads(text)["model"] == str(tmp_path / "s.mlpackage")   # JSON only
+
+
+def test_fix_calibrates_a_stateful_model_from_its_initial_state(cli, stateful, tmp_path):
+    _, model = stateful
+    sample = tmp_path / "x.npz"
+    np.savez(sample, x=np.linspace(-1, 1, 8, dtype=np.float32)[None])
+    out = tmp_path / "fixed.mlpackage"
+    code, stdout, err = cli("fix", model, "-o", out, "--calibration", sample)
+    assert code == 0, err
+    assert out.is_dir() and "kept fp32" in stdout

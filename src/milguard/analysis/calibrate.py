@@ -10,6 +10,10 @@ Two runs per sample, both through the reference executor with ``trace=True``:
 Samples are a dict ``{input name: array}``, a list of such dicts, a path to an ``.npz`` file (one
 sample: its arrays by input name), or a list of such paths. Observed ranges are the hull over
 all samples (``Interval.of`` per var, NaN flagged).
+
+Every sample is checked against the function's declared inputs before anything runs
+(:func:`milguard.executor.inputs.check_inputs`: numbers only, shapes within the declared flexible
+dims); a state input a sample does not give starts as zeros, as Core ML allocates it.
 """
 from __future__ import annotations
 
@@ -43,19 +47,34 @@ class Calibration:
 
 def load_samples(calibration: Any) -> list[dict[str, np.ndarray]]:
     """Normalise the accepted calibration forms to a list of {input name: array}."""
+    return [sample for _, sample in labelled_samples(calibration)]
+
+
+def labelled_samples(calibration: Any) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(where, sample) per sample: the .npz path, or "calibration sample i" for a dict."""
     if isinstance(calibration, (str, os.PathLike)):
-        return [_npz(Path(calibration))]
+        return [(str(calibration), _npz(Path(calibration)))]
     if isinstance(calibration, Mapping):
-        return [{k: np.asarray(v) for k, v in calibration.items()}]
+        return [("calibration sample 1", {k: np.asarray(v) for k, v in calibration.items()})]
     if isinstance(calibration, Iterable):
-        out: list[dict[str, np.ndarray]] = []
+        out: list[tuple[str, dict[str, np.ndarray]]] = []
         for item in calibration:
-            out.extend(load_samples(item))
+            for where, sample in labelled_samples(item):
+                out.append((f"calibration sample {len(out) + 1}" if isinstance(item, Mapping) else where, sample))
         if not out:
             raise MilguardError("calibration: no samples given")
         return out
     raise MilguardError(f"calibration: expected a dict of arrays, a list of them or an .npz path, "
                         f"got a {type(calibration).__name__}")
+
+
+def checked_samples(model: Any, calibration: Any, function: str = "main") -> list[dict[str, np.ndarray]]:
+    """The samples, each checked against ``function``'s declared inputs (states filled in)."""
+    from ..executor.inputs import check_inputs
+    from ..executor.run import declared
+
+    inputs = declared(model, function)
+    return [check_inputs(inputs, sample, where) for where, sample in labelled_samples(calibration)]
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:
@@ -73,8 +92,9 @@ def calibrate(model: Any, calibration: Any, *, function: str = "main",
     """Run every sample through the fp32 reference and the typed program; hull the traces."""
     from ..executor import run
 
-    program = load(model).program
-    samples = load_samples(calibration)
+    loaded = load(model)
+    program = loaded.program
+    samples = checked_samples(loaded, calibration, function)
     reference_program = widened(program, function)
     cal = Calibration(function=function, samples=len(samples))
     for sample in samples:

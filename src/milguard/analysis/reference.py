@@ -7,7 +7,7 @@ when stored as fp16, whatever happens to it in the fp16 run (where an earlier ov
 already have turned it into inf, NaN, or a silently wrong finite value such as rsqrt(inf) = 0).
 
 Retyping replays every op with the builder under the same names: fp16 function inputs become
-fp32 placeholders, fp16 constants become fp32 constants (their values are the fp16 values; an
+fp32 placeholders (fp16 states fp32 states), fp16 constants become fp32 constants (their values are the fp16 values; an
 fp32 original that was already rounded away cannot be recovered), ``cast(dtype="fp16")``
 becomes a cast to fp32 (or an identity). Var names are kept, so traces line up var by var.
 Programs with control flow (nested blocks) are not retyped.
@@ -33,8 +33,11 @@ def widened(model: Any, function: str = "main") -> Program:
     placeholders = {}
     for name, var in fn.inputs.items():
         dt = dtype_name(var)
-        dtype = types.fp32 if dt == "fp16" else var.dtype
-        placeholders[name] = mb.placeholder(shape=var.shape, dtype=dtype, name=name)
+        dtype = types.string_to_builtin(_WIDE.get(dt, dt)) if dt is not None else var.dtype
+        if types.is_state(var.sym_type):          # a ct.StateType input stays a state, widened
+            placeholders[name] = mb.state_tensor_placeholder(shape=var.shape, dtype=dtype)
+        else:
+            placeholders[name] = mb.placeholder(shape=var.shape, dtype=dtype, name=name)
     new = Program()
     env: dict[str, Any] = {}
     with Function(placeholders, opset_version=fn.opset_version) as out_fn:

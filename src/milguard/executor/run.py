@@ -7,16 +7,14 @@ import numpy as np
 
 from ..errors import MilguardError, ModelError, UnsupportedOpError
 from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
+from ..mil.inputs import DeclaredInput, declared_inputs
 from ..mil.values import materialized
+from .inputs import InputError, check_inputs
 from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
 from .table import COMPILE_TIME, KERNELS
 
 _NUMERIC = {"fp16", "fp32", "fp64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"}
 _VAR, _LIST, _VALUE = 0, 1, 2
-
-
-class InputError(MilguardError):
-    """The inputs given to the executor do not fit the function's declared inputs."""
 
 
 class ExecutionError(MilguardError):
@@ -33,10 +31,20 @@ def program_of(model: Any) -> Program:
 
 
 def function_of(model: Any, function: str = "main") -> Function:
-    program = program_of(model)
+    return _function(program_of(model), function)
+
+
+def _function(program: Program, function: str) -> Function:
     if function not in program.functions:
         raise ModelError(f"no function '{function}' in the program (it has {', '.join(program.functions)})")
     return program.functions[function]
+
+
+def declared(model: Any, function: str = "main") -> dict[str, DeclaredInput]:
+    """What ``function`` of ``model`` declares about its inputs (flexible-dim bounds from the
+    model's description where it has one); see :mod:`milguard.mil.inputs`."""
+    loaded = model if isinstance(model, Loaded) else load(model)
+    return declared_inputs(_function(loaded.program, function), loaded.spec, function)
 
 
 def storage_dtype(var: Var) -> np.dtype | None:
@@ -102,11 +110,13 @@ class Executor:
     plan reflects the program when it was prepared: prepare again after editing the program.
     """
 
-    def __init__(self, function: Function, accumulate: str = "fp32"):
+    def __init__(self, function: Function, accumulate: str = "fp32",
+                 inputs: Mapping[str, DeclaredInput] | None = None):
         if accumulate not in ACCUMULATE_MODES:
             raise MilguardError(f"accumulate must be one of {', '.join(ACCUMULATE_MODES)}, not {accumulate!r}")
         check_supported(function)
         self.function, self.accumulate = function, accumulate
+        self.declared = dict(inputs) if inputs is not None else declared_inputs(function)
         self.env: dict[str, np.ndarray] = {}
         self.widened: dict[str, np.ndarray] = {}           # fp16 compile-time values, as float32
         self._plans: dict[int, tuple[Block, list[Step]]] = {}
@@ -152,29 +162,14 @@ class Executor:
         return [env[v.name] for v in block.outputs]
 
     def bind_inputs(self, inputs: Mapping[str, Any]) -> dict[Var, np.ndarray]:
-        declared = self.function.inputs
-        unknown = sorted(set(inputs) - set(declared))
-        if unknown:
-            raise InputError(f"unknown input '{unknown[0]}' (the function takes {', '.join(declared) or 'no inputs'})")
+        """Checked (:func:`milguard.executor.inputs.check_inputs`) and cast to each input's dtype."""
+        values = check_inputs(self.declared, inputs)
         bound: dict[Var, np.ndarray] = {}
-        for name, var in declared.items():
-            if name not in inputs:
-                raise InputError(f"missing input '{name}'")
+        for name, var in self.function.inputs.items():
             dt = storage_dtype(var)
-            value = np.asarray(inputs[name])
-            value = value.astype(dt) if dt is not None and value.dtype != dt else value
-            _check_shape(name, value, var.shape)
-            bound[var] = value
+            value = values[name]
+            bound[var] = value.astype(dt) if dt is not None and value.dtype != dt else value
         return bound
-
-
-def _check_shape(name: str, value: np.ndarray, shape) -> None:
-    if shape is None:
-        return
-    static = [d if isinstance(d, (int, np.integer)) else None for d in shape]
-    if len(static) != value.ndim or any(d is not None and d != v for d, v in zip(static, value.shape)):
-        want = "(" + ", ".join("?" if d is None else str(d) for d in static) + ")"
-        raise InputError(f"input '{name}' has shape {tuple(value.shape)}, expected {want}")
 
 
 def prepare(model: Any, *, accumulate: str = "fp32", function: str = "main") -> Executor:
@@ -182,7 +177,9 @@ def prepare(model: Any, *, accumulate: str = "fp32", function: str = "main") -> 
 
     Raises UnsupportedOpError if any op (nested blocks included) lacks a kernel.
     """
-    return Executor(function_of(model, function), accumulate)
+    loaded = model if isinstance(model, Loaded) else load(model)
+    fn = _function(loaded.program, function)
+    return Executor(fn, accumulate, declared_inputs(fn, loaded.spec, function))
 
 
 def run(model: Any, inputs: Mapping[str, Any], *, trace: bool = False, accumulate: str = "fp32",
