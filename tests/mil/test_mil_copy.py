@@ -129,3 +129,4 @@ def test_converted_model_keeps_its_torch_scopes():
     assert sum(p is not None for p in paths) > 100
     assert [module_path(op) for op in iter_ops(copied.functions["main"])] == paths
     assert fingerprint(copied) == fingerprint(prog)
+    assert repr(copied.functions["main"].input_types) == repr(prog.functions["main"].input_types) != "[]"
