@@ -6,12 +6,14 @@ with RecursionError, as ``milguard fix`` did on a 2-layer HF LLaMA.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
 
 import milguard
+from milguard.actions.repair import METADATA_KEY
 from milguard.analysis import propagate
 from milguard.cli import main
 from milguard.mil import Loaded, iter_ops, save
@@ -47,7 +49,7 @@ def test_run_and_graph_of_a_deep_program(deep_program):
 def test_keep_fp32_on_a_program_deeper_than_deepcopy_reaches():
     prog = deep_chain(600)               # copy.deepcopy already fails at a few hundred chained ops
     fixed = milguard.keep_fp32(prog)
-    assert "rms_norm" in fixed.user_defined_metadata["milguard.fp32_islands"]
+    assert isinstance(json.loads(fixed.user_defined_metadata[METADATA_KEY]), list)
     out = milguard.run(fixed, {"x": X})["probs"]
     np.testing.assert_allclose(out.astype(np.float32), milguard.run(prog, {"x": X})["probs"].astype(np.float32),
                                atol=2e-3)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from milguard.executor import run
-from milguard.mil import Function, Program, copy_program, iter_ops, mb, module_path, op_inputs, types
+from milguard.mil import Function, Program, converted_program, copy_program, iter_ops, mb, module_path, op_inputs, types
 from milguard.mil.clone import GRAPH_TYPES, _graph_objects
 
 F16 = np.float16
@@ -123,7 +123,7 @@ def test_graph_types_cover_every_object_of_a_program():
 def test_converted_model_keeps_its_torch_scopes():
     from milguard.zoo import registry
 
-    prog = registry.convert("llama_decoder")._mil_program
+    prog = converted_program(registry.convert("llama_decoder"))
     copied = copy_program(prog)
     paths = [module_path(op) for op in iter_ops(prog.functions["main"])]
     assert sum(p is not None for p in paths) > 100

@@ -129,7 +129,7 @@ def convert(traced: Any, inputs: dict[str, torch.Tensor], **kwargs: Any) -> Any:
 def evaluate(arch: Arch, samples: int = SAMPLES) -> Result:
     import milguard
     import milguard.executor
-    from milguard.mil import dtype_name, iter_ops
+    from milguard.mil import converted_program, dtype_name, iter_ops
 
     clock: dict[str, float] = {}
     start = time.perf_counter()
@@ -167,7 +167,7 @@ def evaluate(arch: Arch, samples: int = SAMPLES) -> Result:
         return Counter(m.kind for m in milguard.find_patterns(mlmodel))
 
     def fp32(mlmodel: Any) -> int:
-        fn = mlmodel._mil_program.functions["main"]
+        fn = converted_program(mlmodel).functions["main"]
         return sum(1 for op in iter_ops(fn) if op.op_type != "const" and op.outputs
                    and dtype_name(op.outputs[0]) == "fp32")
 

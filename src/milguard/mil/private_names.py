@@ -72,6 +72,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("coremltools.converters.mil.converter.mil_convert", "io.py",
                 "a Program back to an MLModel keeping the original model description (ct.convert "
                 "converts a Program too, but takes no model description)", None, "mil_convert("),
+    PrivateName("coremltools.converters.mil.mil.utils.{CacheDoublyLinkedList, OpNode}", "clone.py",
+                "a block's op list and its nodes (and the sentinel a removed node points to), rebuilt with "
+                "the rest of the graph by copy_program", None, CONVERTERS),
+    PrivateName("Function.input_types", "inputs.py",
+                "the ct.TensorType list ct.convert leaves on a converted program's function: the RangeDim "
+                "bounds and EnumeratedShapes of its inputs (a saved model has them in its public spec)",
+                None, ".input_types"),
     PrivateName("coremltools.converters.mil.mil.passes.defs.preprocess.NameSanitizer", "names.py",
                 "the names mil_backend::sanitize_name_strings gives ops and vars when saving", None,
                 "NameSanitizer"),
