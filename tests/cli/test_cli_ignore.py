@@ -89,6 +89,7 @@ def test_help_states_the_defaults_and_the_ignore_forms(cli):
     code, out, _ = cli("audit", "--help")
     flat = " ".join(out.split())
     assert code == 0
-    assert ("defaults: -1:1 for float inputs, 0:N-1 for integer inputs read as gather indices of an axis "
-            "of N, the dtype's full range for other integers, 0:1 for bool") in flat
+    assert ("defaults: -1:1 for float inputs in the findings, unbounded in the decisions; 0:N-1 for "
+            "integer inputs read as gather indices of an axis of N, the dtype's full range for other "
+            "integers, 0:1 for bool") in flat
     assert "--ignore RULE" in flat and "KIND:GLOB" in flat and "[tool.milguard]" in flat
