@@ -63,3 +63,14 @@ def test_cli_fix_of_a_converted_hf_llama(llama, tmp_path, capsys):
     default = list(milguard.run(path, feeds).values())[0]
     assert snr_db(ref, got) >= snr_db(ref, default) - 1.0
     assert np.isfinite(got).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("calibrated", [False, True], ids=["static", "calibrated"])
+def test_fix_then_audit_of_a_converted_hf_llama(llama, calibrated):
+    from roundtrip import assert_fix_round_trip
+
+    path, feeds, ref = llama
+    fixed = assert_fix_round_trip(path, **({"calibration": feeds} if calibrated else {}))
+    got = list(milguard.run(fixed, feeds).values())[0]
+    assert np.isfinite(got).all() and snr_db(ref, got) >= snr_db(ref, list(milguard.run(path, feeds).values())[0]) - 1.0

@@ -9,6 +9,7 @@ import pytest
 import milguard
 from milguard import zoo
 from milguard.mil import dtype_name, iter_ops, load
+from roundtrip import assert_fix_round_trip
 
 pytestmark = pytest.mark.slow
 
@@ -30,31 +31,13 @@ def test_minilm_calibrated_on_real_sentences_converts_exactly_as_the_default():
     assert signature(guarded) == signature(zoo.convert(entry))
 
 
-def _gating(d):
-    return [f for f in d["findings"] if f["severity"] in ("error", "warning")
-            and f.get("superseded_by") is None and f.get("ignored_by") is None]
-
-
 @pytest.mark.parametrize("calibrated", [False, True], ids=["static", "calibrated"])
 @pytest.mark.parametrize("name", sorted(zoo.MODELS))
-def test_fix_then_audit_finds_nothing_left_to_fix(name, calibrated, tmp_path):
+def test_fix_then_audit_finds_nothing_left_to_fix(name, calibrated):
     entry = zoo.MODELS[name]
     inputs = entry.planted_inputs(0)
     sample = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
-    options = {"calibration": sample} if calibrated else {}
-    plain = zoo.convert(entry, inputs)
-    before = milguard.audit(plain, **options).to_dict()
-    fixed = milguard.keep_fp32(plain, **options)
-    after = milguard.audit(fixed, **options).to_dict()
-
-    # what the audit suggested is what fix did
-    suggested = sorted((p["kind"], p["remedy"]) for p in before["patterns"] if p["remedy"] != "none")
-    done = sorted((p["kind"], {"rescaled": "rescale", "fp32": "fp32"}[p["state"]])
-                  for p in after["patterns"] if p["state"] != "fp16")
-    assert suggested == done
-    # and nothing is left that milguard would fix, nor a finding inside a region it remedied
-    assert after["summary"]["decisions"]["fixable"] == 0
-    assert [(f["op"], f["kind"]) for f in _gating(after) if f["covered_by"]] == []
+    fixed = assert_fix_round_trip(zoo.convert(entry, inputs), **({"calibration": sample} if calibrated else {}))
     if calibrated:
         out = milguard.run(fixed, sample)[entry.output_names[0]]
         assert np.isfinite(out).all()
