@@ -75,9 +75,9 @@ class Settings:
         return tuple(self.values.get("input-range", ()))
 
     def input_ranges(self) -> dict[str, tuple[float, float]]:
-        from .actions.options import parse_ranges
+        from .input_ranges import parse_input_ranges
 
-        return {n: (lo, hi) for n, lo, hi in parse_ranges(",".join(self.input_range))}
+        return parse_input_ranges(",".join(self.input_range))
 
     def calibration_paths(self) -> list[str]:
         """The calibration files, resolved against the folder of the ``pyproject.toml``."""

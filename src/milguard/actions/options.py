@@ -12,6 +12,7 @@ from typing import Any
 
 from ..choices import ACCUMULATE, NATIVE, REMEDY_MODES, SCOPES
 from ..errors import MilguardError
+from ..input_ranges import parse_input_ranges
 from ..mil import module_path
 from ..pattern import Match
 
@@ -75,7 +76,7 @@ class Options:
             elif kwargs.get(key) is not None:
                 kwargs[key] = tuple(kwargs[key])
         if kwargs.get("input_ranges") is not None:
-            kwargs["input_ranges"] = parse_ranges(kwargs["input_ranges"])
+            kwargs["input_ranges"] = tuple((n, lo, hi) for n, (lo, hi) in _ranges(kwargs["input_ranges"]).items())
         if kwargs.get("calibration") == "":
             kwargs["calibration"] = None
         return cls(**{k: v for k, v in kwargs.items() if v is not None and (k != "exclude" or v)})
@@ -104,25 +105,8 @@ class Options:
         return any(fnmatchcase(n, pat) for pat in self.exclude for n in names + paths)
 
 
-def parse_ranges(value: Any) -> tuple[tuple[str, float, float], ...]:
-    """{"x": (lo, hi)} or "x=lo:hi,y=lo:hi" -> (("x", lo, hi), ...)."""
+def _ranges(value: Any) -> dict[str, tuple[float, float]]:
+    """The ranges given as a string, a mapping, or Options' own tuple of (name, lo, hi)."""
     if isinstance(value, tuple) and all(isinstance(v, tuple) and len(v) == 3 for v in value):
-        return value
-    if isinstance(value, str):
-        items = []
-        for part in (p.strip() for p in value.split(",") if p.strip()):
-            name, sep, rng = part.partition("=")
-            lo, sep2, hi = rng.partition(":")
-            try:
-                if not (sep and sep2 and name):
-                    raise ValueError
-                items.append((name.strip(), float(lo), float(hi)))
-            except ValueError:
-                raise MilguardError(f"bad input range '{part}': expected NAME=LO:HI") from None
-        value = {n: (lo, hi) for n, lo, hi in items}
-    out = []
-    for name, (lo, hi) in dict(value).items():
-        if not float(lo) <= float(hi):
-            raise MilguardError(f"bad input range for '{name}': {lo} > {hi}")
-        out.append((str(name), float(lo), float(hi)))
-    return tuple(out)
+        value = {n: (lo, hi) for n, lo, hi in value}
+    return parse_input_ranges(value)
