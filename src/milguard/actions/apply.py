@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..mil import FP16_CAST_SUFFIX, Block, Operation, Program, iter_ops, program_state, rewrite
-from ..pattern import Match, apply_rewrite, replaced_op
+from ..pattern import Match, apply_rewrites
 from .decide import Context, Decision
 from .islands import IslandStats, insert_cast_islands
 
@@ -24,18 +24,19 @@ ISLANDS_KEY = "milguard.islands"
 def carry_out(program: Program, pairs: list[tuple[Match, Decision]], context: Context | None = None,
               *, islands_now: bool = True) -> IslandStats:
     """Apply every "rescale" decision and build (or record) every "fp32" island."""
-    taken: dict[str, set[str]] = {}
     islands: dict[str, set[str]] = defaultdict(set)
+    rescale: dict[str, list[Match]] = defaultdict(list)
     for match, decision in pairs:
         if decision.remedy == "rescale":
-            if match.function not in taken:
-                taken[match.function] = rewrite.names_in(program.functions[match.function])
-            old = replaced_op(match).outputs[0].name
-            new, _ = apply_rewrite(match, taken[match.function])
-            if context is not None:
-                context.evidence(match.function).aliases[new.name] = old
+            rescale[match.function].append(match)
         elif decision.remedy == "fp32":
             islands[match.function].update(decision.island)
+    for fn, matches in rescale.items():
+        for match, old, new in apply_rewrites(matches, rewrite.names_in(program.functions[fn])):
+            if context is not None:
+                context.evidence(fn).aliases[new.name] = old
+    if rescale and context is not None:
+        context.changed()
     if islands_now:
         return build_islands(program, islands)
     record_islands(program, islands)

@@ -81,6 +81,18 @@ class Context:
         self._evidence: dict[str, Evidence] = {}
         self._devices: dict[str, dict[str, Any]] = {}
         self._fp16: dict[str, bool] = {}
+        self._matches: dict[str | None, list[Match]] = {}
+
+    def matches(self, function: str | None = None) -> list[Match]:
+        """The matches of every family (in ``function``, or all), found once until a rewrite
+        changes the program (:meth:`changed`)."""
+        if function not in self._matches:
+            self._matches[function] = find_patterns(self.program, function=function)
+        return self._matches[function]
+
+    def changed(self) -> None:
+        """The program was rewritten: matches must be found again."""
+        self._matches.clear()
 
     def use(self, evidence: Evidence) -> None:
         """Decide from ``evidence`` for its function (e.g. a calibration already run)."""
@@ -211,12 +223,14 @@ def decide_match(match: Match, ctx: Context) -> Decision:
 
 
 def decide(program: Any, options: Options, *, casting: bool = False, function: str | None = None,
-           context: Context | None = None, matches: list[Match] | None = None) -> list[tuple[Match, Decision]]:
-    """A decision for every match of every registered family (``casting``: the program is fp32 now
-    and ``common::add_fp16_cast`` will make it fp16)."""
+           context: Context | None = None, matches: list[Match] | None = None,
+           family: str | None = None) -> list[tuple[Match, Decision]]:
+    """A decision for every match of every registered family, or of one ``family`` (``casting``:
+    the program is fp32 now and ``common::add_fp16_cast`` will make it fp16). Matches are found
+    among all families at once, as the audit finds them, so both see the same regions."""
     ctx = context or Context(program, options, casting=casting)
-    found = matches if matches is not None else find_patterns(program, function=function)
-    return [(m, decide_match(m, ctx)) for m in found]
+    found = matches if matches is not None else ctx.matches(function)
+    return [(m, decide_match(m, ctx)) for m in found if family is None or m.kind == family]
 
 
 def remember(program: Any, decisions: list[Decision]) -> None:
