@@ -1,8 +1,13 @@
 """Soundness of static range propagation against the reference executor, on random programs.
 
 Hypothesis draws a small fp32 (and fp16) DAG (elementwise, reductions, matmul/linear, softmax, layer_norm)
-over a (4, 4) input, an input range, and inputs inside that range; every var the executor
+over an (R, C) input, an input range, and inputs inside that range; every var the executor
 computes must lie inside its propagated interval (NaN only where the interval admits NaN).
+
+Magnitudes reach fp16's range: constants and input bounds are drawn up to 6e4 (squares, exps and
+products overflow fp16 at once), and shapes up to (8, 256) make reductions of moderate values
+overflow an fp16 running sum (256 * 256 = 65536 > 65504), so the property is exercised where the
+analysis has to say "inf" and "NaN", not only on tame values.
 """
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ from milguard.analysis.interval import Interval
 from milguard.analysis.ranges import propagate
 from milguard.analysis.transfer import TRANSFER
 from milguard.executor import SUPPORTED_OPS, run
+from milguard.fp16 import MAX as FP16_MAX
 from milguard.mil import Function, Program, mb, types
 
-N = 4
+SHAPES = [(4, 4), (2, 64), (8, 256), (3, 6)]
+SCALES = [1.0, 16.0, 300.0, 6e4]          # tame, fp16-safe squares, squares overflow, near fp16's max
 UNARY = ["exp", "abs", "square", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "gelu", "silu",
          "log", "sin", "softplus", "erf", "inverse", "floor", "sign", "relu6"]
 BINARY = ["add", "sub", "mul", "real_div", "maximum", "minimum"]
@@ -32,32 +39,38 @@ def _floats(lo=-4.0, hi=4.0):
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=32)
 
 
+def _magnitude(data) -> float:
+    return data.draw(st.sampled_from(SCALES))
+
+
 DT = {"fp32": (np.float32, types.fp32), "fp16": (np.float16, types.fp16)}
 
 
 def _const(data, shape, dt=np.float32):
-    return np.asarray(data.draw(st.lists(_floats(), min_size=int(np.prod(shape)),
-                                         max_size=int(np.prod(shape)))), np.float32).reshape(shape).astype(dt)
+    """A constant of the drawn magnitude (uniform in [-scale, scale], seeded by the draw)."""
+    scale = _magnitude(data)
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    return np.random.default_rng(seed).uniform(-scale, scale, size=shape).astype(np.float32).astype(dt)
 
 
-def _build(data, steps: int, dtype: str = "fp32") -> Program:
-    """A random program typed ``dtype``; every var is (N, N) or broadcastable to it."""
+def _build(data, steps: int, shape: tuple[int, int], dtype: str = "fp32") -> Program:
+    """A random program typed ``dtype``; every var is ``shape`` or broadcastable to it."""
     npt, mlt = DT[dtype]
+    rows, cols = shape
     prog = Program()
-    with Function({"x": mb.placeholder(shape=(N, N), dtype=mlt)}) as fn:
+    with Function({"x": mb.placeholder(shape=shape, dtype=mlt)}) as fn:
         full = [fn.inputs["x"]]
         pool = [fn.inputs["x"]]
         for i in range(steps):
             kind = data.draw(st.sampled_from(KINDS))
             a = data.draw(st.sampled_from(pool))
-            square = [v for v in pool if tuple(v.shape) == (N, N)]
-            sq = data.draw(st.sampled_from(square))
+            sq = data.draw(st.sampled_from(full))
             name = f"op{i}_{kind}"
             if kind in UNARY:
                 out = getattr(mb, kind)(x=a, name=name)
             elif kind in BINARY:
                 b = data.draw(st.sampled_from(pool + [None]))
-                b = _const(data, (1, N), npt) if b is None else b
+                b = _const(data, (1, cols), npt) if b is None else b
                 out = getattr(mb, kind)(x=a, y=b, name=name)
             elif kind in REDUCE:
                 axis = data.draw(st.sampled_from([0, 1]))
@@ -71,46 +84,59 @@ def _build(data, steps: int, dtype: str = "fp32") -> Program:
             elif kind == "softmax":
                 out = mb.softmax(x=sq, axis=data.draw(st.sampled_from([0, -1])), name=name)
             elif kind == "layer_norm":
-                out = mb.layer_norm(x=sq, axes=[-1], gamma=_const(data, (N,), npt), beta=_const(data, (N,), npt),
-                                    epsilon=npt(1e-5), name=name)
+                out = mb.layer_norm(x=sq, axes=[-1], gamma=_const(data, (cols,), npt),
+                                    beta=_const(data, (cols,), npt), epsilon=npt(1e-5), name=name)
             elif kind == "matmul_const":
-                out = mb.matmul(x=sq, y=_const(data, (N, N), npt), name=name)
-            elif kind == "matmul_var":
-                out = mb.matmul(x=sq, y=data.draw(st.sampled_from(square)), transpose_y=True, name=name)
+                out = mb.matmul(x=sq, y=_const(data, (cols, cols), npt), name=name)
+            elif kind == "matmul_var":          # (R, C) @ (R, C)^T @ (R, C): two data-dependent products
+                scores = mb.matmul(x=sq, y=data.draw(st.sampled_from(full)), transpose_y=True, name=name + "_qk")
+                out = mb.matmul(x=scores, y=data.draw(st.sampled_from(full)), name=name)
             elif kind == "linear":
-                out = mb.linear(x=sq, weight=_const(data, (N, N), npt), bias=_const(data, (N,), npt), name=name)
+                out = mb.linear(x=sq, weight=_const(data, (cols, cols), npt), bias=_const(data, (cols,), npt),
+                                name=name)
             elif kind == "attention":
-                probs = mb.softmax(x=sq, axis=-1, name=name + "_probs")
-                out = mb.matmul(x=probs, y=data.draw(st.sampled_from(square)), name=name)
+                scores = mb.matmul(x=sq, y=data.draw(st.sampled_from(full)), transpose_y=True, name=name + "_qk")
+                probs = mb.softmax(x=scores, axis=-1, name=name + "_probs")
+                out = mb.matmul(x=probs, y=data.draw(st.sampled_from(full)), name=name)
             elif kind == "reshape":             # split the last axis, then merge it back
-                split = mb.reshape(x=sq, shape=[N, 2, N // 2], name=name + "_split")
-                out = mb.reshape(x=mb.relu(x=split, name=name + "_relu"), shape=[N, N], name=name)
+                split = mb.reshape(x=sq, shape=[rows, 2, cols // 2], name=name + "_split")
+                out = mb.reshape(x=mb.relu(x=split, name=name + "_relu"), shape=[rows, cols], name=name)
             elif kind == "concat_slice":
-                cat = mb.concat(values=[sq, a if tuple(a.shape) == (N, N) else sq], axis=0, name=name + "_cat")
-                out = mb.slice_by_size(x=cat, begin=[N // 2, 0], size=[N, N], name=name)
+                other = a if tuple(a.shape) == shape else sq
+                cat = mb.concat(values=[sq, other], axis=0, name=name + "_cat")
+                out = mb.slice_by_size(x=cat, begin=[rows // 2, 0], size=[rows, cols], name=name)
             else:
-                out = mb.transpose(x=sq, perm=[1, 0], name=name)
+                t = mb.transpose(x=sq, perm=[1, 0], name=name + "_t")
+                out = mb.transpose(x=mb.sqrt(x=t, name=name + "_sqrt"), perm=[1, 0], name=name)
             pool.append(out)
-            if tuple(out.shape) == (N, N):
+            if tuple(out.shape) == shape:
                 full.append(out)
         fn.set_outputs([full[-1]])
     prog.add_function("main", fn)
     return prog
 
 
+def _input(data, shape, np_dtype) -> tuple[np.ndarray, float, float]:
+    """Inputs spanning a drawn [lo, hi] inside fp16's finite range, both ends attained."""
+    scale = _magnitude(data)
+    lo = data.draw(_floats(-scale, scale))
+    hi = min(lo + data.draw(_floats(0, scale)), 6e4)
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    x = np.random.default_rng(seed).uniform(lo, hi, size=shape).astype(np.float32)
+    x.flat[0], x.flat[-1] = np.float32(lo), np.float32(hi)
+    x = np.clip(x, np.float32(lo), np.float32(hi)).astype(np_dtype)
+    return x, float(x.min()), float(x.max())
+
+
 @pytest.mark.parametrize("dtype,accumulate", [("fp32", "fp32"), ("fp16", "fp32"), ("fp16", "fp16")])
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_every_executed_value_lies_in_its_interval(dtype, accumulate, data):
+    shape = data.draw(st.sampled_from(SHAPES))
     steps = data.draw(st.integers(1, 6))
-    prog = _build(data, steps, dtype)
-    lo = data.draw(_floats(-8, 8))
-    hi = lo + data.draw(_floats(0, 8))
-    seed = data.draw(st.integers(0, 2**31 - 1))
-    x = np.random.default_rng(seed).uniform(lo, hi, size=(N, N)).astype(np.float32)
-    x.flat[0], x.flat[-1] = np.float32(lo), np.float32(hi)
-    x = np.clip(x, np.float32(lo), np.float32(hi)).astype(DT[dtype][0])
-    ranges = propagate(prog, {"x": (float(x.min()), float(x.max()))}, accumulate=accumulate)
+    prog = _build(data, steps, shape, dtype)
+    x, lo, hi = _input(data, shape, DT[dtype][0])
+    ranges = propagate(prog, {"x": (lo, hi)}, accumulate=accumulate)
     with np.errstate(all="ignore"):
         trace = run(prog, {"x": x}, trace=True, accumulate=accumulate)
     checked = 0
@@ -121,6 +147,20 @@ def test_every_executed_value_lies_in_its_interval(dtype, accumulate, data):
         assert got.subset_of(ranges[name]), f"{name}: executed {got} outside {ranges[name]}"
         checked += 1
     assert checked >= steps
+
+
+def test_the_drawn_programs_reach_fp16_overflow():
+    """The property above is only as strong as its draws: these reach inf in an fp16 reduction."""
+    prog = Program()
+    with Function({"x": mb.placeholder(shape=(8, 256), dtype=types.fp16)}) as fn:
+        fn.set_outputs([mb.reduce_sum(x=fn.inputs["x"], axes=[1], keep_dims=True, name="s")])
+    prog.add_function("main", fn)
+    x = np.full((8, 256), 300.0, np.float16)
+    with np.errstate(all="ignore"):
+        out = run(prog, {"x": x}, accumulate="fp16")["s"]
+    ranges = propagate(prog, {"x": (300.0, 300.0)}, accumulate="fp16")
+    assert np.isinf(out).all() and 256 * 300.0 > FP16_MAX
+    assert Interval.of(out).subset_of(ranges["s"])
 
 
 @pytest.mark.parametrize("scale", [1.0, 300.0])
