@@ -1,7 +1,8 @@
-"""Ground-truth hook: MLComputePlan dumps (fixtures written from published dumps) against predict().
+"""Ground truth: published MLComputePlan observations against predict(), and the dump format.
 
-Each fixture names its source. The programs below rebuild the dumped models with the dumps'
-output names, so ops join by name.
+The observations live in ``milguard.placement.published`` (fitted / held out); the tests here
+check their labels, keep the fitted ones agreeing (a regression check on the training set, not a
+measure of accuracy) and the committed held-out figures equal to what the code computes now.
 """
 from __future__ import annotations
 
@@ -9,122 +10,77 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import coremltools as ct
-import numpy as np
 import pytest
 
 from milguard.errors import ModelError
-from milguard.mil import mb, types
-from milguard.placement import Placement, predict
+from milguard.placement import Placement
 from milguard.placement import ground_truth as gt
+from milguard.placement import published as pub
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def _w(*shape):
-    return np.random.default_rng(3).standard_normal(shape).astype(np.float16)
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "placement_agreement.json"
+FITTED = [p for p in pub.plans() if p.split == "fitted"]
 
 
-def vx_matmul(n: int):
-    """Vx#435/#436: fp32 inputs a, b → cast fp16 → matmul → cast fp32."""
-    spec = mb.TensorSpec(shape=(n, n), dtype=types.fp32)
-
-    def body(a, b):
-        c = mb.matmul(x=mb.cast(x=a, dtype="fp16", name="a_fp16"),
-                      y=mb.cast(x=b, dtype="fp16", name="b_fp16"), name="c_fp16")
-        return mb.cast(x=c, dtype="fp32", name="c")
-    return mb.program(input_specs=[spec, spec], opset_version=ct.target.iOS17)(body)
+def test_every_observation_is_labelled_and_rebuildable():
+    assert {p.split for p in pub.plans()} == set(pub.SPLITS)
+    for plan in pub.plans():
+        assert plan.meta["source"].startswith("https://github.com/"), plan.name
+        assert plan.meta["provenance"] in pub.PROVENANCE, plan.name
+        assert plan.meta["note"] and plan.meta["program"] in pub.PROGRAMS, plan.name
+        assert any(op.preferred for op in plan.truth.ops()), plan.name
 
 
-def vx_sdpa(shape, dtype):
-    spec = mb.TensorSpec(shape=shape, dtype=dtype)
-    return mb.program(input_specs=[spec] * 3, opset_version=ct.target.iOS18)(
-        lambda q, k, v: mb.scaled_dot_product_attention(query=q, key=k, value=v, name="attn"))
+@pytest.mark.parametrize("plan", pub.plans(), ids=lambda p: p.name)
+def test_held_out_means_no_rule_cites_the_source(plan):
+    """A rule or threshold set from a source makes every observation of that source training data."""
+    cited_by = pub.citing_rules(pub.source_key(plan.meta["source"]))
+    assert (plan.split == "held_out") == (not cited_by), (plan.name, cited_by)
 
 
-def voxcpm_rmsnorm_conv():
-    """VoxCPMANE#15: fp16 x·rsqrt(mean(x²) + eps) on (1, C, 1, S), then a 1×1 conv projection."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1024, 1, 128), dtype=types.fp16)],
-                opset_version=ct.target.iOS18)
-    def prog(x):
-        sq = mb.mul(x=x, y=x, name="var_20_cast_fp16")
-        ms = mb.reduce_mean(x=sq, axes=[1], keep_dims=True, name="_inversed_mean_square_1_cast_fp16")
-        r = mb.rsqrt(x=mb.add(x=ms, y=np.float16(1e-6), name="var_26_cast_fp16"),
-                     epsilon=np.float16(1e-12), name="var_27_cast_fp16")
-        n = mb.mul(x=x, y=r, name="normalized_1_cast_fp16")
-        k = mb.conv(x=n, weight=_w(1024, 1024, 1, 1), bias=_w(1024), name="var_72_cast_fp16")
-        return mb.reshape(x=k, shape=[1, 16, 64, 128], name="var_78_cast_fp16")
-    return prog
-
-
-def rfdetr_query_selection():
-    """RF-DETR#1495: two-stage topk over class scores, then gathers of boxes and features."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 300, 256), dtype=types.fp16)],
-                opset_version=ct.target.iOS17)
-    def prog(x):
-        act = mb.gelu(x=mb.linear(x=x, weight=_w(1024, 256), name="enc_fc1"), name="enc_act")
-        feats = mb.linear(x=act, weight=_w(256, 1024), name="enc_fc2")
-        cls = mb.linear(x=feats, weight=_w(91, 256), name="cls_head")
-        hidden = mb.relu(x=mb.linear(x=feats, weight=_w(256, 256), name="box_fc1"), name="box_act")
-        boxes = mb.sigmoid(x=mb.linear(x=hidden, weight=_w(4, 256), name="box_head"), name="boxes")
-        scores = mb.reduce_max(x=cls, axes=[-1], name="scores")
-        _, idx = mb.topk(x=scores, k=100, axis=1, name="topk")
-
-        def select(src, width, tag, out):
-            i = mb.tile(x=mb.expand_dims(x=idx, axes=[-1], name=f"idx_{tag}"), reps=[1, 1, width],
-                        name=f"idx_{tag}_tiled")
-            return mb.gather_along_axis(x=src, indices=i, axis=1, name=out)
-        sel_boxes = select(boxes, 4, "box", "sel_boxes")
-        sel_feats = select(feats, 256, "feat", "sel_feats")
-        return (mb.linear(x=sel_feats, weight=_w(256, 256), name="dec_fc"),
-                mb.linear(x=sel_boxes, weight=_w(256, 4), name="dec_box"))
-    return prog
-
-
-# fixture -> (program, chip, expected accuracy, expected segment-count error)
-CASES = {
-    "vx435_matmul_512_fp16.json": (lambda: vx_matmul(512), "M4", 1.0, 0),
-    "vx435_matmul_384_fp16.json": (lambda: vx_matmul(384), "M4", 1.0, 0),
-    "vx436_matmul_4x4.json": (lambda: vx_matmul(4), "M4", 1.0, 0),
-    "vx437_sdpa_1x16x2048x64_fp16.json": (lambda: vx_sdpa((1, 16, 2048, 64), types.fp16), "M4", 1.0, 0),
-    "vx437_sdpa_1x8x512x64_fp16.json": (lambda: vx_sdpa((1, 8, 512, 64), types.fp16), "M4", 1.0, 0),
-    "vx437_sdpa_1x32x1024x128_fp32.json": (lambda: vx_sdpa((1, 32, 1024, 128), types.fp32), "M4", 1.0, 0),
-    "voxcpmane15_rmsnorm_conv.json": (voxcpm_rmsnorm_conv, "M5", 1.0, 0),
-    "rfdetr1495_topk_chain.json": (rfdetr_query_selection, "M3", 1.0, 0),
-}
-
-
-def test_every_fixture_has_a_case_and_cites_its_source():
-    assert {p.name for p in FIXTURES.glob("*.json")} == set(CASES)
-    for name in CASES:
-        truth = gt.load(FIXTURES / name)
-        assert truth.meta["source"].startswith("https://github.com/")
-        assert truth.meta["note"]
-
-
-@pytest.mark.parametrize("fixture", sorted(CASES))
-def test_prediction_agrees_with_published_dump(fixture):
-    build, chip, accuracy, seg_error = CASES[fixture]
-    truth = gt.load(FIXTURES / fixture)
-    prog = build()
-    predicted = predict(prog, compute_units=truth.compute_units, chip=chip)
-    agreement = gt.compare(predicted, truth, function=prog)
+@pytest.mark.parametrize("plan", FITTED, ids=lambda p: p.name)
+def test_fitted_observations_still_agree(plan):
+    """The rules were set from these observations: a disagreement here is a regression."""
+    agreement = plan.evaluate()
     assert agreement.unmatched == ()
-    assert agreement.compared == sum(1 for op in truth.ops() if op.preferred is not None)
-    assert agreement.accuracy == accuracy
-    assert agreement.segment_count_error == seg_error
+    assert agreement.compared == sum(1 for op in plan.truth.ops() if op.preferred is not None)
+    assert agreement.accuracy == 1.0 and agreement.segment_count_error == 0
 
 
-def test_rfdetr_fixture_counts_and_confusion():
-    truth = gt.load(FIXTURES / "rfdetr1495_topk_chain.json")
-    prog = rfdetr_query_selection()
-    agreement = gt.compare(predict(prog, compute_units="CPU_AND_NE", chip="M3"), truth, function=prog)
+def test_committed_held_out_agreement_is_what_the_code_computes():
+    """benchmarks/results/placement_agreement.json (quoted in the READMEs) against a fresh evaluation."""
+    committed = json.loads(RESULTS.read_text())
+    fresh = pub.agreement_report()
+    assert committed["held_out"] == fresh["held_out"]
+    assert [(r["name"], r["split"], r["compared"], r["correct"]) for r in committed["plans"]] == \
+        [(r["name"], r["split"], r["compared"], r["correct"]) for r in fresh["plans"]]
+
+
+def test_citations_expand_issue_lists_and_attach_numbers_to_their_repository():
+    assert pub.citations("vx-lang/Vx#435, #436 (CPU at 384^3; ANE at 512^3); ask-meridian.uk") == {
+        "vx-lang/Vx", "vx-lang/Vx#435", "vx-lang/Vx#436"}
+    assert pub.citations("apple/coremltools#1780 (Apple), #337; ANEForge catalogue") == {
+        "apple/coremltools", "apple/coremltools#1780", "apple/coremltools#337"}
+    assert pub.citations("smpanaro NOTES (Apr 4 2023); #12") == set()
+    assert "0seba/VoxCPMANE#15" in pub.citations(pub.RULES[0].source)
+
+
+def test_source_key_of_issues_pulls_and_files():
+    assert pub.source_key("https://github.com/vx-lang/Vx/issues/437 (table)") == "vx-lang/Vx#437"
+    assert pub.source_key("https://github.com/roboflow/rf-detr/pull/1495") == "roboflow/rf-detr#1495"
+    assert pub.source_key("https://github.com/a-b/c.d/blob/0123/x.md") == "a-b/c.d"
+    with pytest.raises(ValueError, match="not a GitHub source"):
+        pub.source_key("https://example.org/blog")
+
+
+def test_rfdetr_observation_counts_and_confusion():
+    plan = next(p for p in pub.plans() if p.name == "rfdetr1495_topk_chain")
+    agreement = plan.evaluate()
     assert agreement.confusion["cpu"]["cpu"] == 7 and agreement.confusion["ane"]["ane"] == 11
     assert agreement.truth_segments == agreement.predicted_segments == 3
 
 
 def test_voxcpm_const_entries_are_unreported_and_skipped():
-    truth = gt.load(FIXTURES / "voxcpmane15_rmsnorm_conv.json")
+    truth = next(p for p in pub.plans() if p.name == "voxcpmane15_rmsnorm_conv").truth
     consts = [op for op in truth.ops() if op.operator == "const"]
     assert consts and all(op.preferred is None and op.supported == () for op in consts)
     assert {op.preferred for op in truth.ops() if op.operator != "const"} == {"ane"}
@@ -196,10 +152,10 @@ def test_record_from_plan_follows_the_coremltools_api():
     assert (linear.preferred, linear.supported, linear.cost) == ("ane", ("cpu", "ane"), 1.0)
 
 
-def test_evaluate_predicts_with_the_dump_compute_units(tmp_path):
-    prog = vx_sdpa((1, 32, 1024, 128), types.fp32)
-    agreement = gt.evaluate(prog, FIXTURES / "vx437_sdpa_1x32x1024x128_fp32.json", chip="M4")
+def test_evaluate_predicts_with_the_dump_compute_units():
+    dump = pub.PLANS / "fitted" / "vx437_sdpa_1x32x1024x128_fp32.json"
+    prog = pub.vx_sdpa((1, 32, 1024, 128), "fp32")
+    agreement = gt.evaluate(prog, dump, chip="M4")
     assert (agreement.compared, agreement.accuracy) == (1, 1.0)     # CPU_AND_NE: fp32 -> CPU
-    under_all = gt.evaluate(prog, FIXTURES / "vx437_sdpa_1x32x1024x128_fp32.json", chip="M4",
-                            compute_units="ALL")
+    under_all = gt.evaluate(prog, dump, chip="M4", compute_units="ALL")
     assert under_all.mismatches == (("attn", "cpu", "gpu"),)         # 1.7e10 FLOPs: a GPU region
