@@ -6,8 +6,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import MilguardError, ModelError, UnsupportedOpError
-from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
+from ..mil import Block, Function, Loaded, Program, Var, iter_ops, load, np_dtype, op_inputs
 from ..mil.inputs import DeclaredInput, declared_inputs
+from ..mil.shapes import tensor_info
 from ..mil.values import materialized
 from .inputs import InputError, check_inputs
 from .semantics import ACCUMULATE_MODES, F16, accumulator, wide
@@ -47,17 +48,20 @@ def declared(model: Any, function: str = "main") -> dict[str, DeclaredInput]:
     return declared_inputs(_function(loaded.program, function), loaded.spec, function)
 
 
+_STORAGE = {name: np.dtype(np_dtype(name)) for name in _NUMERIC}
+
+
 def storage_dtype(var: Var) -> np.dtype | None:
     """numpy dtype a var's values are stored in; None for strings, lists and other non-numeric types."""
-    name = dtype_name(var)
-    return np.dtype(np_dtype(name)) if name in _NUMERIC else None
+    info = tensor_info(var)                    # memoized per MIL type: preparing pays no type introspection
+    return _STORAGE.get(info[0]) if info is not None else None
 
 
 def _static_shape(var: Var) -> tuple[int, ...] | None:
-    shape = getattr(var, "shape", None)
-    if shape is None or not all(isinstance(d, (int, np.integer)) for d in shape):
+    info = tensor_info(var)
+    if info is None or not all(isinstance(d, (int, np.integer)) for d in info[1]):
         return None
-    return tuple(int(d) for d in shape)
+    return tuple(int(d) for d in info[1])
 
 
 def check_supported(function: Function) -> None:
