@@ -342,3 +342,23 @@ def test_a_result_that_contradicts_the_declared_shape_is_an_error(program_of, mo
     with pytest.raises(ExecutionError, match=r"op 'transpose_\d+' \(transpose\) produced shape \(2, 3\), "
                                              r"the program declares \(3, 2\)"):
         run(prog, {"x0": np.zeros((2, 3))})
+
+
+def test_fp16_constants_gathered_are_not_widened_and_gather_exactly():
+    """An embedding table read only by gather stays fp16 (no float32 copy); its rows come out bit-exact."""
+    from milguard.executor import prepare
+    table = np.array([[1.0, -0.0, 6e-8, 65504.0], [np.inf, np.nan, -2.5, 3.0], [0.1, 0.2, 0.3, 0.4]], np.float16)
+    weight = np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4).astype(np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2,), dtype=types.int32)], opset_version=ct.target.iOS17)
+    def prog(ids):
+        rows = mb.gather(x=mb.const(val=table, name="table"), indices=ids, axis=0, name="rows")
+        return mb.linear(x=rows, weight=mb.const(val=weight, name="weight"), name="proj"), rows
+
+    ex = prepare(prog)
+    with np.errstate(all="ignore"):
+        out = ex({"ids": np.array([1, 0], np.int32)})
+    rows = out["rows"]
+    assert rows.dtype == np.float16
+    assert np.array_equal(rows.view(np.uint16), table[[1, 0]].view(np.uint16))
+    assert "table" not in ex._wide and "weight" in ex._wide            # widened once, for the linear only

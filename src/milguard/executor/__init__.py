@@ -28,8 +28,10 @@ stores the new value under the state's name, so ``trace=True`` shows the final s
 Every op's result is checked against the shape the program declares for it (where static); a
 disagreement raises ``ExecutionError`` instead of flowing on.
 
-``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved and fp16 constants
-widened once). ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
+``prepare(model)`` returns an ``Executor`` to call repeatedly (kernels resolved, fp16 constants
+widened to float32 once, except those only gathered from). ``run(model, inputs)`` prepares on
+every call: the price of a one-shot run is that preparation (mostly widening the weights) plus
+one call. ``SUPPORTED_OPS`` lists every op type with a kernel; any other op raises
 ``UnsupportedOpError`` before anything runs.
 
 Layout: ``semantics`` (dtype rules, accumulators), ``table`` (op type -> kernel), ``kernels_*``

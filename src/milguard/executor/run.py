@@ -16,6 +16,10 @@ from .table import COMPILE_TIME, KERNELS
 
 _NUMERIC = {"fp16", "fp32", "fp64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "bool"}
 _VAR, _LIST, _VALUE = 0, 1, 2
+# Ops that only select stored values: an fp16 constant they read is passed as stored, since their
+# fp16 result is exact either way, and widening a whole embedding table to gather a few rows would
+# cost more than the gather.
+_SELECTS = frozenset({"gather", "gather_along_axis", "gather_nd"})
 
 
 class ExecutionError(MilguardError):
@@ -90,15 +94,16 @@ class Step:
                                for v, (_, dt) in zip(values, self.outs))
             for (name, dt), v in zip(self.outs, self.value):
                 if dt == F16:
-                    executor.widened[name] = wide(v)        # exact; consumers get it without a per-run cast
+                    executor.fp16_consts[name] = v       # widened once, for the consumers that compute
             return
         self.kernel = KERNELS[op.op_type]
         args: list[tuple[str, int, Any]] = []
         for param, value in op.inputs.items():
             if isinstance(value, (list, tuple)):
                 args.append((param, _LIST, tuple(v.name for v in value)))
-            elif value.name in executor.widened:
-                args.append((param, _VALUE, executor.widened[value.name]))
+            elif value.name in executor.fp16_consts:
+                args.append((param, _VALUE, executor.fp16_consts[value.name] if op.op_type in _SELECTS
+                             else executor.widened(value.name)))
             else:
                 args.append((param, _VAR, value.name))
         for param, default in op.default_inputs().items():
@@ -122,7 +127,8 @@ class Executor:
         self.function, self.accumulate = function, accumulate
         self.declared = dict(inputs) if inputs is not None else declared_inputs(function)
         self.env: dict[str, np.ndarray] = {}
-        self.widened: dict[str, np.ndarray] = {}           # fp16 compile-time values, as float32
+        self.fp16_consts: dict[str, np.ndarray] = {}       # fp16 compile-time values, as stored
+        self._wide: dict[str, np.ndarray] = {}             # ... and widened to float32 (exact), on first use
         self._plans: dict[int, tuple[Block, list[Step]]] = {}
         self.steps(function)
 
@@ -134,6 +140,13 @@ class Executor:
         if trace:
             return dict(self.env)
         return {v.name: value for v, value in zip(self.function.outputs, outputs)}
+
+    def widened(self, name: str) -> np.ndarray:
+        """The fp16 constant ``name`` as float32, widened once per executor (not on every run)."""
+        value = self._wide.get(name)
+        if value is None:
+            value = self._wide[name] = wide(self.fp16_consts[name])
+        return value
 
     def steps(self, block: Block) -> list[Step]:
         plan = self._plans.get(id(block))
