@@ -12,6 +12,10 @@ Timed, in interleaved rounds so that load from other processes hits every config
 * ``fp16 / accumulate=fp16``: the fp16 program with blocked fp16 accumulation;
 * ``run() one-shot``: ``milguard.executor.run(program, inputs)`` (prepares on every call).
 
+The same comparison on the small programs of ``milguard.zoo`` (one layer or block each, default
+fp16 conversion, ordinary inputs), where preparing is a larger part of a one-shot ``run``: torch
+eager, the prepared executor, and ``run()``.
+
 Reported: median and minimum wall seconds and median process CPU seconds (all threads) per
 configuration, the ratios executor / torch of each, and the maximum relative error against torch.
 The machine is shared, so wall times swing with other load; the minimum and CPU-time ratios are
@@ -91,6 +95,31 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def rounds_of(configs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """Every configuration once per round, in turn (after one warm-up call each)."""
+    for fn in configs.values():
+        fn()
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in configs}
+    for _ in range(rounds):
+        for key, fn in configs.items():
+            times[key].append(_timed(fn))
+    return times
+
+
+def ratio_rows(times: dict[str, list[tuple[float, float]]], base: str = "torch") -> list[dict[str, Any]]:
+    def stats(key: str) -> tuple[float, float, float]:
+        wall, cpu = np.array(times[key]).T
+        return float(np.median(wall)), float(np.min(wall)), float(np.median(cpu))
+
+    ref = stats(base)
+    rows = []
+    for key in times:
+        med, mn, cpu = stats(key)
+        rows.append({"config": key, "median_s": med, "min_s": mn, "median_cpu_s": cpu,
+                     "ratio_median": med / ref[0], "ratio_min": mn / ref[1], "ratio_cpu": cpu / ref[2]})
+    return rows
+
+
 def measure(rounds: int) -> dict[str, Any]:
     import torch
 
@@ -105,37 +134,22 @@ def measure(rounds: int) -> dict[str, Any]:
     for key, accumulate in (("fp32", "fp32"), ("fp16", "fp32"), ("fp16 / accumulate=fp16", "fp16")):
         ex = prepare(programs[key.split()[0]], accumulate=accumulate)
         runners[key] = lambda ex=ex: ex(feeds)
-    runners["run() one-shot, fp32"] = lambda: run(programs["fp32"], feeds)
+    for key in ("fp32", "fp16"):
+        runners[f"run() one-shot, {key}"] = lambda p=programs[key]: run(p, feeds)
 
     def torch_eager():
         with torch.no_grad():
             model(x)
 
-    configs = {"torch": torch_eager, **runners}
     errors = {}
     for key, fn in runners.items():
         out = np.asarray(list(fn().values())[0], dtype=np.float64)
         errors[key] = float(np.max(np.abs(out - reference)) / np.max(np.abs(reference)))
-    for fn in configs.values():                 # warm-up
-        fn()
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in configs}
     load_before = os.getloadavg()
-    for _ in range(rounds):
-        for key, fn in configs.items():
-            times[key].append(_timed(fn))
+    rows = ratio_rows(rounds_of({"torch": torch_eager, **runners}, rounds))
     load_after = os.getloadavg()
-
-    def stats(key: str) -> tuple[float, float, float]:
-        wall, cpu = np.array(times[key]).T
-        return float(np.median(wall)), float(np.min(wall)), float(np.median(cpu))
-
-    base = stats("torch")
-    rows = []
-    for key in configs:
-        med, mn, cpu = stats(key)
-        rows.append({"config": key, "median_s": med, "min_s": mn, "median_cpu_s": cpu,
-                     "ratio_median": med / base[0], "ratio_min": mn / base[1], "ratio_cpu": cpu / base[2],
-                     "max_rel_error_vs_torch": errors.get(key)})
+    for row in rows:
+        row["max_rel_error_vs_torch"] = errors.get(row["config"])
     ops = {k: sum(1 for op in p.functions["main"].operations if op.op_type != "const") for k, p in programs.items()}
     return {
         "benchmark": NAME,
@@ -145,12 +159,44 @@ def measure(rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "target_ratio": TARGET_RATIO,
         "rows": rows,
+        "zoo": measure_zoo(rounds),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "numpy": np.__version__, "torch": torch.__version__, "threads": THREADS,
                     "torch_threads": torch.get_num_threads(),
                     "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in load_after]},
     }
+
+
+def measure_zoo(rounds: int) -> list[dict[str, Any]]:
+    """Per zoo model (default fp16 conversion): torch eager, the prepared executor, one-shot run()."""
+    import torch
+
+    from milguard import zoo
+    from milguard.executor import prepare, run
+    from milguard.mil import load
+
+    out = []
+    for name, entry in zoo.MODELS.items():
+        inputs = entry.example_inputs(0)
+        program = load(zoo.convert(entry, inputs)).program
+        model = entry.build(0)
+        feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
+        ex = prepare(program)
+
+        def torch_eager(model=model, inputs=inputs):
+            with torch.no_grad():
+                model(*inputs)
+        times = rounds_of({"torch": torch_eager, "prepared": lambda ex=ex, f=feeds: ex(f),
+                           "run() one-shot": lambda p=program, f=feeds: run(p, f)}, rounds)
+        rows = {r["config"]: r for r in ratio_rows(times)}
+        out.append({"model": name, "non_const_ops": sum(op.op_type != "const" for op in program.functions["main"].operations),
+                    "torch_median_s": rows["torch"]["median_s"],
+                    "prepared_median_s": rows["prepared"]["median_s"],
+                    "one_shot_median_s": rows["run() one-shot"]["median_s"],
+                    **{f"{k}_{m}": rows[c][f"ratio_{m}"] for k, c in (("prepared", "prepared"), ("one_shot", "run() one-shot"))
+                       for m in ("median", "min", "cpu")}})
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -170,6 +216,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['config']} | {r['median_s'] * 1e3:.1f} | {r['min_s'] * 1e3:.1f} | "
                      f"{r['median_cpu_s'] * 1e3:.1f} | {r['ratio_median']:.2f} | {r['ratio_min']:.2f} | "
                      f"{r['ratio_cpu']:.2f} | {err} |")
+    lines += ["", "Small programs (`milguard.zoo`, default fp16 conversion, ordinary inputs): executor / torch eager, "
+                  "median wall (median CPU in parentheses), for the prepared executor and for a one-shot `run()`.", "",
+              "| model | non-const ops | torch median ms | prepared / torch | run() / torch |", "|---|---:|---:|---:|---:|"]
+    for z in result.get("zoo", []):
+        lines.append(f"| {z['model']} | {z['non_const_ops']} | {z['torch_median_s'] * 1e3:.2f} | "
+                     f"{z['prepared_median']:.2f} ({z['prepared_cpu']:.2f}) | {z['one_shot_median']:.2f} "
+                     f"({z['one_shot_cpu']:.2f}) |")
     m = result["machine"]
     lines += ["", f"Machine: {m['platform']}, {m['cpus']} CPUs (shared), Python {m['python']}, numpy {m['numpy']}, "
                   f"torch {m['torch']}; {m['threads']} thread(s) for torch and numpy's BLAS; load average before/after "

@@ -21,27 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
 import common  # noqa: E402
+import figures  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "placement_agreement"
 
 
-def held_out_sentence(result: dict[str, Any]) -> str:
-    """One sentence for the READMEs: the held-out agreement with its counts, or "not validated"."""
-    h = result["held_out"]
-    if not h["compared"]:
-        return ("Placement prediction: **not validated** (no published observation is held out from the "
-                "sources its rules were set from).")
-    return (f"Placement prediction agrees with {h['correct']} of {h['compared']} ops "
-            f"({h['accuracy']:.0%}) in {h['observations']} held-out published observations "
-            f"({h['observations_agreeing']} agree on every op; {h['verbatim']} verbatim, "
-            f"{h['observations'] - h['verbatim']} reconstructed from the publisher's statement); the "
-            f"{result['fitted']['observations']} observations its thresholds were set from are not counted.")
-
-
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Placement agreement with published MLComputePlan observations", "",
-             held_out_sentence(result), "",
+             figures.agreement_sentence(result), "",
              "| observation | split (rules citing its source) | provenance | compute units | ops compared | agreeing "
              "| mismatches (op: truth vs predicted) |",
              "|---|---|---|---|---:|---:|---|"]

@@ -126,22 +126,33 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def source_revision() -> str | None:
-    """The git commit the measured code is at ("+dirty" when the tree has local changes), if known."""
+RESULTS_DIR = "benchmarks/results"       # excluded from the dirty check: results are what a run writes
+
+
+def source_state() -> dict[str, Any]:
+    """{"revision": short commit or None, "dirty": True when anything but the results differs from it}.
+
+    Dirty means ``git status --porcelain`` (untracked files included) lists a path outside
+    ``benchmarks/results/``: the measured code is then not the code at that revision. None when
+    there is no git checkout to ask.
+    """
     here = Path(__file__).parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=here, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=here, check=True).stdout.strip()
+        top = _git(here, "rev-parse", "--show-toplevel")
+        rev = _git(here, "rev-parse", "--short", "HEAD")
+        status = _git(Path(top), "status", "--porcelain", "--", ".", f":(exclude){RESULTS_DIR}")
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev + ("+dirty" if dirty else "")
+        return {"revision": None, "dirty": None}
+    return {"revision": rev, "dirty": bool(status)}
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=cwd, check=True).stdout.strip()
 
 
 def save_results(out: Path, name: str, result: dict[str, Any], markdown: str) -> None:
-    """``out/<name>.json`` (stamped with the measured revision) and ``out/<name>.md``."""
-    result.setdefault("revision", source_revision())
+    """``out/<name>.json`` (stamped with the measured revision and whether the tree was dirty) and ``.md``."""
+    result.update(source_state())
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / f"{name}.md").write_text(markdown)

@@ -1,29 +1,15 @@
 """The benchmark scripts' policy definitions and result plumbing (no conversion, no timing)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"zoo_test_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from bench_modules import load_bench_module as _load
 
 policies = _load("bench_policies")
-run_all = _load("run_all")
 passes = _load("bench_passes")
 common = _load("common")
 peers = _load("bench_peers")
@@ -89,54 +75,6 @@ def test_scaled_planted_inputs_reach_the_scaled_magnitude():
 def test_growth_exponent_recovers_a_power_law():
     rows = [{"ops": n, "t": 1e-6 * n ** 1.5} for n in (1_000, 10_000, 100_000)]
     assert abs(passes.growth_exponent(rows, "t") - 1.5) < 1e-9
-
-
-def test_run_all_discovers_and_updates_readme_between_markers(tmp_path):
-    names = {p.stem for p in run_all.discover()}
-    assert {"bench_passes", "bench_policies"} <= names and "run_all" not in names
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{run_all.BEGIN}\nold\n{run_all.END}\ntail\n")
-    assert run_all.update_readme(readme, "| new |\n")
-    assert readme.read_text() == f"intro\n{run_all.BEGIN}\n| new |\n{run_all.END}\ntail\n"
-    plain = tmp_path / "PLAIN.md"
-    plain.write_text("no markers\n")
-    assert not run_all.update_readme(plain, "x") and plain.read_text() == "no markers\n"
-
-
-def test_headline_marks_accurate_cells(tmp_path):
-    data = {"verdicts": {"accurate_db": 40.0}, "models": [{"model": "m", "policies": {
-        "float32": {"snr_db": 120.0, "accurate": True}, "fp16": {"snr_db": "-inf", "accurate": False},
-        "milguard": {"snr_db": 61.5, "accurate": True, "flops_fp16_share": 0.995, "fp32_ops": 6}}}]}
-    (tmp_path / "bench_policies.json").write_text(json.dumps(data))
-    table = run_all.headline(tmp_path)
-    row = [ln for ln in table.splitlines() if ln.startswith("| m |")][0]
-    assert "**120.0**" in row and "inf/NaN" in row and "**61.5** (99.50%)" in row
-    assert run_all.truncated_pct(0.98998) == "98.99%" and run_all.truncated_pct(1.0) == "100.00%"
-
-
-def test_run_one_hides_run_all_options_from_scripts(tmp_path, monkeypatch):
-    script = tmp_path / "bench_probe.py"
-    script.write_text("import sys\nSEEN = []\ndef main():\n    SEEN.append(list(sys.argv[1:]))\n")
-    monkeypatch.setattr(sys, "argv", ["run_all.py", "--skip", "bench_passes"])
-    status = run_all.run_one(script)
-    assert status["ok"], status.get("error")
-    assert sys.modules["benchmarks_bench_probe"].SEEN == [[]]
-    assert sys.argv == ["run_all.py", "--skip", "bench_passes"]
-    broken = tmp_path / "bench_broken.py"
-    broken.write_text("def main(argv=None):\n    raise RuntimeError('boom')\n")
-    failed = run_all.run_one(broken)
-    assert not failed["ok"] and "RuntimeError: boom" in failed["error"]
-
-
-def test_run_all_refreshes_the_peer_table_between_its_own_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{run_all.BEGIN}\nold\n{run_all.END}\nmid\n{run_all.PEERS_BEGIN}\nold peers\n{run_all.PEERS_END}\n")
-    assert run_all.update_readme(readme, "| peers |\n", run_all.PEERS_BEGIN, run_all.PEERS_END)
-    assert readme.read_text() == (f"{run_all.BEGIN}\nold\n{run_all.END}\nmid\n"
-                                  f"{run_all.PEERS_BEGIN}\n| peers |\n{run_all.PEERS_END}\n")
-    assert "No peer comparison yet" in run_all.peers_headline(tmp_path)
-    (tmp_path / "bench_peers.json").write_text(json.dumps(PEER_RESULT))
-    assert "| llama_decoder | milguard.pipeline() |" in run_all.peers_headline(tmp_path)
 
 
 def _row(share, ort=None, strict=None, strict2=None, **extra):

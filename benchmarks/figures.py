@@ -1,0 +1,411 @@
+"""Every figure the documents quote, rendered from the committed results in ``results/*.json``.
+
+A document marks each generated block with a pair of HTML comments::
+
+    <!-- pass-cost:begin -->
+    ...text rendered by the block "pass-cost"; edits here are overwritten...
+    <!-- pass-cost:end -->
+
+``BLOCKS`` maps a block name to its render function ``(Results) -> markdown``; a new table or
+paragraph plugs in with ``@block("name")``. ``refresh`` rewrites the marked blocks of
+``DOCUMENTS`` in place; ``stale`` lists the blocks whose committed text differs from a fresh
+rendering (a test fails on any). Prose that interprets a number is rendered from the same
+numbers, so a claim such as "fails on six of seven models" changes with the results.
+
+    python benchmarks/figures.py            # rewrite every block from results/
+    python benchmarks/figures.py --check    # exit 1 and name every stale block
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+DOCUMENTS = (ROOT / "README.md", HERE / "README.md", ROOT / "docs" / "placement.md")
+MARKER = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
+
+
+class FiguresError(Exception):
+    """A document names a block nobody renders, or a block needs results that are missing."""
+
+
+class Results:
+    """``results["bench_passes"]`` -> the parsed ``results/bench_passes.json`` (read once)."""
+
+    def __init__(self, directory: Path = RESULTS):
+        self.directory = Path(directory)
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._cache:
+            path = self.directory / f"{name}.json"
+            if not path.is_file():
+                raise FiguresError(f"{path}: no such results file (run benchmarks/{name}.py)")
+            self._cache[name] = json.loads(path.read_text())
+        return self._cache[name]
+
+
+Render = Callable[[Results], str]
+BLOCKS: dict[str, Render] = {}
+
+
+def block(name: str) -> Callable[[Render], Render]:
+    def register(fn: Render) -> Render:
+        BLOCKS[name] = fn
+        return fn
+    return register
+
+
+# --------------------------------------------------------------------------- formatting
+def truncated_pct(share: float) -> str:
+    """99.998% -> '99.99%': a share just under a threshold never prints as the threshold."""
+    return f"{math.floor(share * 10000) / 100:.2f}%"
+
+
+def db(v: Any) -> str:
+    v = float(v) if isinstance(v, str) else v
+    return "inf/NaN" if v == -math.inf else ("exact" if v == math.inf else f"{v:.1f}")
+
+
+def span(values: list[float], fmt: Callable[[float], str], unit: str = "") -> str:
+    """'lo to hi' (one value when both print alike; '–' for none)."""
+    if not values:
+        return "–"
+    lo, hi = min(values), max(values)
+    return f"{fmt(lo)}{unit}" if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}{unit}"
+
+
+def count(k: int, n: int) -> str:
+    """'all 6', '5 of 6', 'none of 6'."""
+    return f"all {n}" if k == n else ("none of " + str(n) if k == 0 else f"{k} of {n}")
+
+
+def provenance(*results: dict) -> str:
+    """A note when any of the results was measured on a tree with uncommitted changes."""
+    dirty = sorted({r.get("revision") or "?" for r in results
+                    if r.get("dirty") or str(r.get("revision", "")).endswith("+dirty")})
+    if not dirty:
+        return ""
+    return f"\n_Measured on a tree with uncommitted changes (revision {', '.join(dirty)})._\n"
+
+
+# --------------------------------------------------------------------------- precision policies
+POLICY_COLUMNS = (("float32", "FLOAT32"), ("fp16", "default fp16"), ("seed_pow_sqrt", "seed pow→sqrt"),
+                  ("autocast_list", "autocast list"), ("milguard", "milguard"), ("milguard_core", "milguard core"))
+RSQRT_NORM_MODELS = {"llama_decoder", "t5_encoder", "gemma_decoder"}    # RMSNorm as x * rsqrt(mean(x^2) + eps)
+
+
+def _snr(row: dict) -> float:
+    v = row.get("snr_db")
+    return float(v) if isinstance(v, str) else v
+
+
+def _cell(row: dict) -> str:
+    if not row or "error" in row:
+        return "error"
+    text = db(row.get("snr_db"))
+    text = f"**{text}**" if row.get("accurate") else text
+    share = row.get("flops_fp16_share")
+    return text if share is None else f"{text} ({truncated_pct(share)})"
+
+
+@block("benchmarks")
+def headline(results: Results) -> str:
+    """Per zoo model and policy: output SNR (dB) and the share of FLOPs left in fp16."""
+    data = results["bench_policies"]
+    head = "| model | " + " | ".join(label for _, label in POLICY_COLUMNS) + " |"
+    lines = [f"Output SNR in dB against torch fp32 on inputs with planted activation magnitudes from the "
+             f"literature (bold: finite and >= {data['verdicts']['accurate_db']:.0f} dB), and in parentheses the "
+             "share of FLOPs still computed in fp16 (truncated, not rounded); see "
+             "`benchmarks/results/bench_policies.md`.", "", head, "|---|" + "---:|" * len(POLICY_COLUMNS)]
+    for m in data["models"]:
+        cells = [_cell(m["policies"].get(key, {})) for key, _ in POLICY_COLUMNS]
+        lines.append(f"| {m['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + provenance(data)
+
+
+def _policies(results: Results) -> tuple[dict, list[dict], list[dict]]:
+    """(data, models where default fp16 is not accurate, all models)."""
+    data = results["bench_policies"]
+    models = data["models"]
+    return data, [m for m in models if not m["policies"]["fp16"].get("accurate")], models
+
+
+@block("policies-summary")
+def policies_summary(results: Results) -> str:
+    data, failing, models = _policies(results)
+    v = {r["model"]: r for r in data["verdicts"]["per_model"]}
+    silent = [m for m in failing if m["policies"]["fp16"].get("nonfinite") == 0 and math.isfinite(_snr(m["policies"]["fp16"]))]
+    mg_ok = [m for m in failing if m["policies"]["milguard"].get("accurate")]
+    floor = [m for m in failing if v[m["model"]]["milguard_within_floor"]]
+    shares = [m["policies"]["milguard"]["flops_fp16_share"] for m in failing]
+    keeps = sum(s >= 0.99 for s in shares)
+    f32 = [_snr(m["policies"]["float32"]) for m in models]
+    if not failing:
+        return (f"Default fp16 is accurate on all {len(models)} models, so there is nothing for milguard to repair; "
+                f"FLOAT32 reaches {span(f32, db)} dB.\n" + provenance(data))
+    text = (f"Default fp16 is not accurate on {count(len(failing), len(models))} models "
+            f"({span([_snr(m['policies']['fp16']) for m in failing], db)} dB)"
+            + (f", {'always' if len(silent) == len(failing) else f'{len(silent)} times'} silently (no inf or NaN "
+               "reaches the output)" if silent else "") + ". "
+            f"On those, milguard is accurate on {count(len(mg_ok), len(failing))} "
+            f"({span([_snr(m['policies']['milguard']) for m in failing], db)} dB), within "
+            f"{data['verdicts']['floor_margin_db']:.0f} dB of (or above) the model's fp16 floor on "
+            f"{count(len(floor), len(failing))} (the SNR default fp16 reaches on the same model fed ordinary "
+            f"inputs: {span([m['fp16_floor_db'] for m in failing], db)} dB, the \"fp16 floor\" column of "
+            f"`benchmarks/results/bench_policies.md`), and keeps {span(shares, truncated_pct)} of the FLOPs in fp16 "
+            f"(at least 99% on {count(keeps, len(failing))}). FLOAT32 ({span(f32, db)} dB) is only reachable by "
+            "giving up fp16 entirely.")
+    return text + "\n" + provenance(data)
+
+
+@block("policies-findings")
+def policies_findings(results: Results) -> str:
+    data, failing, models = _policies(results)
+    v = {r["model"]: r for r in data["verdicts"]["per_model"]}
+    floor_db = data["verdicts"]["floor_margin_db"]
+    n = len(failing)
+
+    def col(policy: str, key: str, among: list[dict] = failing) -> list[Any]:
+        return [m["policies"][policy].get(key) for m in among]
+
+    def ok(policy: str, among: list[dict] = failing) -> list[dict]:
+        return [m for m in among if m["policies"][policy].get("accurate")]
+
+    silent = sum(x == 0 for x in col("fp16", "nonfinite"))
+    if not failing:
+        return f"- Default fp16 is accurate on all {len(models)} models.\n" + provenance(data)
+    lines = [f"- Default fp16 is not accurate on {count(n, len(models))} models: "
+             f"{span([_snr(m['policies']['fp16']) for m in failing], db)} dB"
+             + (f", and on {count(silent, n)} of them **silently**: no inf or NaN reaches the output, because "
+                "`rsqrt(inf) = 0` (or `x / sqrt(inf) = 0`) zeroes the tokens whose squares overflowed." if silent
+                else ".")]
+    shares = col("milguard", "flops_fp16_share")
+    below = [(m["model"], m["policies"]["milguard"]["flops_fp16_share"]) for m in failing
+             if m["policies"]["milguard"]["flops_fp16_share"] < 0.99]
+    lines.append(
+        f"- milguard (whole regions) is accurate on {count(len(ok('milguard')), n)} of those: "
+        f"{span([_snr(m['policies']['milguard']) for m in failing], db)} dB, within {floor_db:.0f} dB of (or above) "
+        f"the model's fp16 floor on {count(sum(v[m['model']]['milguard_within_floor'] for m in failing), n)} "
+        f"(floors {span([m['fp16_floor_db'] for m in failing], db)} dB), with {span(shares, truncated_pct)} of the "
+        f"FLOPs still in fp16"
+        + ("." if not below else "; below 99%: " + ", ".join(f"{name} ({truncated_pct(s)})" for name, s in below) + ".")
+        + f" `scope=\"core\"` keeps {span(col('milguard_core', 'flops_fp16_share'), truncated_pct)} in fp16 at "
+        f"{span([_snr(m['policies']['milguard_core']) for m in failing], db)} dB, accurate on "
+        f"{count(len(ok('milguard_core')), n)}.")
+    seed_zero = sorted(m["model"] for m in models if m["policies"]["seed_pow_sqrt"]["flops_fp16_share"] < 0.01)
+    seed = (f"- The seed's pow→sqrt selector is accurate on {count(len(ok('seed_pow_sqrt', models)), len(models))} "
+            f"models")
+    if seed_zero:
+        seed += f", but keeps **under 1%** of the FLOPs in fp16 on {', '.join(seed_zero)}"
+        if set(seed_zero) == RSQRT_NORM_MODELS:
+            seed += (": those RMSNorms use `rsqrt`, so no `sqrt` ever closes its window and everything after the "
+                     "first `pow` stays fp32")
+    lines.append(seed + ".")
+    auto_fail = n - len(ok("autocast_list"))
+    lines.append(f"- The autocast-style op list is not accurate on {count(auto_fail, n)} of the models default fp16 "
+                 "fails on" + (": `pow` and `reduce_mean` are fp32, but the `add(eps)` after them is not on the list, "
+                               "so the fp32 variance is cast back to fp16 and overflows." if auto_fail else "."))
+    lines += _minilm_finding(models)
+    return "\n".join(lines) + "\n" + provenance(data)
+
+
+def _minilm_finding(models: list[dict]) -> list[str]:
+    """MiniLM (trained weights, real sentences): default fp16, the measured LayerNorm inputs, placement."""
+    m = next((m for m in models if m["model"] == "minilm"), None)
+    if m is None:
+        return []
+    from milguard.fp16 import SQUARE_LIMIT
+    from milguard.zoo import minilm
+
+    ranges = {k.split(":", 1)[1]: val for k, val in minilm.measured_ranges()["max_abs"].items()
+              if k.startswith("norm_input:")}
+    where, peak = max(ranges.items(), key=lambda kv: kv[1])
+    p = m["policies"]
+    mg, fp16, f32 = p["milguard"], p["fp16"], p["float32"]
+    return [f"- MiniLM with its trained weights on real sentences: default fp16 gives {db(fp16['snr_db'])} dB "
+            f"({'accurate' if fp16.get('accurate') else 'not accurate'}); the largest LayerNorm input is {peak:.1f} "
+            f"(`{where}`), {peak / SQUARE_LIMIT:.0%} of the fp16 square limit of {SQUARE_LIMIT:.1f}. The placement "
+            f"model predicts {mg['transitions']} device transitions for milguard's {mg['fp32_islands']} fp32 islands "
+            f"there and a relative cost of {mg['relative_cost'] / fp16['relative_cost']:.1f}x default fp16 "
+            f"({mg['relative_cost']:.0f} vs {fp16['relative_cost']:.0f}; FLOAT32: {f32['relative_cost']:.0f})."]
+
+
+# --------------------------------------------------------------------------- speed
+@block("pass-cost")
+def pass_cost(results: Results) -> str:
+    data = results["bench_passes"]
+    rows, s = data["rows"], data["summary"]
+    e2e, e2e_s = data.get("end_to_end", {}), data.get("end_to_end_summary", {})
+    out = []
+    if "programs" in e2e_s:
+        prog = e2e["programs"]
+        out.append(
+            f"End to end, `ct.convert` with `milguard.pipeline()` against the default pipeline (interleaved, best of "
+            f"{span([r['rounds'] for r in prog], str)} conversions each): "
+            f"{span([r['ratio_cpu'] - 1 for r in prog], lambda x: f'{x:+.1%}')} process CPU time "
+            f"({span([r['ratio'] - 1 for r in prog], lambda x: f'{x:+.1%}')} wall) on synthetic LLaMA programs of "
+            f"{span([r['ops'] for r in prog], lambda x: f'{x / 1000:.0f}k')} ops")
+        if "zoo" in e2e_s:
+            z = e2e_s["zoo"]
+            out[-1] += (f", {z['ratio_cpu']['min'] - 1:+.0%} to {z['ratio_cpu']['max'] - 1:+.0%} CPU "
+                        f"({z['ratio']['min'] - 1:+.0%} to {z['ratio']['max'] - 1:+.0%} wall) on the "
+                        f"{len(e2e['zoo'])} traced zoo models")
+        out[-1] += "."
+    shares = [r["in_pipeline_share"] for r in rows if "in_pipeline_share" in r]
+    if shares:
+        timed = [r for r in rows if "in_pipeline_share" in r]
+        out.append(f"Inside that pipeline milguard's own four passes take {span(shares, lambda x: f'{x:.1%}')} of it "
+                   f"({span([r['ops'] for r in timed], lambda x: f'{x / 1000:.0f}k')} ops); this leaves out what they "
+                   "cost the passes after them.")
+    ratios = [r["milguard_over_default"] for r in rows if "milguard_over_default" in r]
+    if ratios:
+        out.append(f"Standalone, as separate pipeline runs with their own validation, they take "
+                   f"{span(ratios, lambda x: f'{x:.1%}')} of `ct.PassPipeline.DEFAULT`.")
+    e = s["exponent"]
+    big = rows[-1]
+    out.append(f"Growth exponent of the standalone passes {e['milguard_s']:.2f} from {rows[0]['ops'] / 1000:.0f}k to "
+               f"{big['ops'] / 1000:.0f}k ops (keep_fp32_* {e['keep_fp32_s']:.2f}, apply_fp32_islands "
+               f"{e['apply_islands_s']:.2f}) against {e['default_s']:.2f} for the default pipeline; "
+               f"{big['milguard_s']:.1f} s at {big['ops'] / 1000:.0f}k ops.")
+    return " ".join(out) + "\n" + provenance(data)
+
+
+@block("find-patterns-speed")
+def find_patterns_speed(results: Results) -> str:
+    data = results["engine"]
+    parts = [f"{r['find_patterns_s'] * 1e3:.0f} ms on {r['ops'] / 1000:.0f}k ops" if r["find_patterns_s"] < 1
+             else f"{r['find_patterns_s']:.1f} s on {r['ops'] / 1000:.0f}k" for r in data["rows"]]
+    return (f"`find_patterns` takes {', '.join(parts[:-1])} and {parts[-1]} (growth exponent {data['exponent']:.2f}; "
+            "`benchmarks/results/engine.md`).\n" + provenance(data))
+
+
+@block("executor-speed")
+def executor_speed(results: Results) -> str:
+    data = results["executor"]
+    rows = {r["config"]: r for r in data["rows"]}
+    zoo = data.get("zoo", [])
+    text = (f"The reference executor against torch eager on CPU (median wall ratio, median CPU ratio in parentheses): "
+            f"on {data['model']}, the prepared executor takes {rows['fp32']['ratio_median']:.2f}x "
+            f"({rows['fp32']['ratio_cpu']:.2f}x) torch's time on the fp32 program and "
+            f"{rows['fp16']['ratio_median']:.2f}x ({rows['fp16']['ratio_cpu']:.2f}x) on the fp16 one, and a one-shot "
+            f"`milguard.run` {rows['run() one-shot, fp16']['ratio_median']:.2f}x "
+            f"({rows['run() one-shot, fp16']['ratio_cpu']:.2f}x) on the fp16 one.")
+    if zoo:
+        text += (f" On the {len(zoo)} small programs of the zoo (one layer or block, default fp16 conversion) the "
+                 f"prepared executor takes {span([z['prepared_median'] for z in zoo], lambda x: f'{x:.1f}')}x "
+                 f"({span([z['prepared_cpu'] for z in zoo], lambda x: f'{x:.1f}')}x) and a one-shot `milguard.run`, "
+                 f"which prepares first, {span([z['one_shot_median'] for z in zoo], lambda x: f'{x:.1f}')}x "
+                 f"({span([z['one_shot_cpu'] for z in zoo], lambda x: f'{x:.1f}')}x): for repeated runs, "
+                 "`milguard.executor.prepare` once.")
+    return text + "\n" + provenance(data)
+
+
+@block("placement-speed")
+def placement_speed(results: Results) -> str:
+    data = results["placement"]
+    rows = data["rows"]
+    big = rows[-1]
+    return (f"`benchmarks/bench_placement.py` measures them on synthetic LLaMA-shaped programs of "
+            f"{rows[0]['ops'] / 1000:.0f}k to {big['ops'] / 1000:.0f}k ops (results in "
+            f"`benchmarks/results/placement.md`): {span([r['predict_us_per_op'] for r in rows], lambda x: f'{x:.0f}')} "
+            f"µs per op for `predict` and {span([r['summarize_us_per_op'] for r in rows], lambda x: f'{x:.0f}')} for "
+            f"`summarize`, growth exponents {data['k_predict']:.2f} and {data['k_summarize']:.2f}; "
+            f"{big['predict_s']:.2f} s and {big['summarize_s']:.2f} s at {big['ops'] / 1000:.0f}k ops.\n"
+            + provenance(data))
+
+
+# --------------------------------------------------------------------------- placement agreement
+def agreement_sentence(data: dict) -> str:
+    h = data["held_out"]
+    if not h["compared"]:
+        return ("Placement prediction is **not validated**: no published `MLComputePlan` observation is held out "
+                "from the sources its rules were set from.")
+    return (f"Placement prediction agrees with {h['correct']} of {h['compared']} ops ({h['accuracy']:.0%}) in "
+            f"{h['observations']} published `MLComputePlan` observations held out from the sources its rules were "
+            f"set from ({h['observations_agreeing']} agree on every op; {h['verbatim']} verbatim, "
+            f"{h['observations'] - h['verbatim']} restating the publisher's sentence on the rebuilt program); the "
+            f"{data['fitted']['observations']} observations its thresholds were fitted on are not counted.")
+
+
+@block("placement-agreement")
+def placement_agreement(results: Results) -> str:
+    data = results["placement_agreement"]
+    return agreement_sentence(data) + " See `benchmarks/results/placement_agreement.md`.\n" + provenance(data)
+
+
+@block("placement-agreement-table")
+def placement_agreement_table(results: Results) -> str:
+    data = results["placement_agreement"]
+    lines = [agreement_sentence(data), "",
+             "| observation | split (rules citing its source) | provenance | ops compared | agreeing |",
+             "|---|---|---|---:|---:|"]
+    for r in data["plans"]:
+        split = r["split"].replace("_", "-") + (f" ({', '.join(r['cited_by'])})" if r["cited_by"] else "")
+        lines.append(f"| `{r['name']}` | {split} | {r['provenance']} | {r['compared']} | {r['correct']} |")
+    return "\n".join(lines) + "\n" + provenance(data)
+
+
+# --------------------------------------------------------------------------- documents
+def render(text: str, results: Results, *, where: str = "document") -> str:
+    """``text`` with every marked block re-rendered; FiguresError for a block name nobody renders."""
+    def replace(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in BLOCKS:
+            raise FiguresError(f"{where}: unknown figures block '{name}' (known: {', '.join(sorted(BLOCKS))})")
+        body = BLOCKS[name](results)
+        return f"<!-- {name}:begin -->\n{body}<!-- {name}:end -->"
+    return MARKER.sub(replace, text)
+
+
+def stale(documents=DOCUMENTS, results_dir: Path = RESULTS) -> list[str]:
+    """'path: block' for every marked block whose committed text differs from a fresh rendering."""
+    results = Results(results_dir)
+    out = []
+    for path in documents:
+        text = Path(path).read_text()
+        fresh = {m.group(1): m.group(0) for m in MARKER.finditer(render(text, results, where=str(path)))}
+        out += [f"{path}: {m.group(1)}" for m in MARKER.finditer(text) if fresh[m.group(1)] != m.group(0)]
+    return out
+
+
+def refresh(documents=DOCUMENTS, results_dir: Path = RESULTS) -> list[Path]:
+    """Rewrite the marked blocks of ``documents`` from ``results_dir``; the paths that changed."""
+    results = Results(results_dir)
+    changed = []
+    for path in map(Path, documents):
+        text = path.read_text()
+        new = render(text, results, where=str(path))
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only list stale blocks (exit 1 if any)")
+    args = ap.parse_args(argv)
+    try:
+        if args.check:
+            found = stale()
+            for line in found:
+                print(f"stale: {line}", file=sys.stderr)
+            return 1 if found else 0
+        for path in refresh():
+            print(f"updated {path.relative_to(ROOT)}", file=sys.stderr)
+    except FiguresError as exc:
+        print(f"figures: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
