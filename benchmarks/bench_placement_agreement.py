@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the shared benchmark helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # common.py and figures.py beside this script
 import common  # noqa: E402
 import figures  # noqa: E402
 

@@ -210,8 +210,8 @@ def policies_findings(results: Results) -> str:
                      "first `pow` stays fp32")
     lines.append(seed + ".")
     auto_fail = n - len(ok("autocast_list"))
-    lines.append(f"- The autocast-style op list is not accurate on {count(auto_fail, n)} of the models default fp16 "
-                 "fails on" + (": `pow` and `reduce_mean` are fp32, but the `add(eps)` after them is not on the list, "
+    lines.append(f"- The autocast-style op list is not accurate on {auto_fail} of the {n} models default fp16 fails on"
+                 + (": `pow` and `reduce_mean` are fp32, but the `add(eps)` after them is not on the list, "
                                "so the fp32 variance is cast back to fp16 and overflows." if auto_fail else "."))
     lines += _minilm_finding(models)
     return "\n".join(lines) + "\n" + provenance(data)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))     # the shared benchmark helpers and the figures
+sys.path.insert(0, str(HERE))     # common.py and figures.py beside this script
 import common  # noqa: E402
 import figures  # noqa: E402
 

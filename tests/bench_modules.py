@@ -1,4 +1,4 @@
-"""The benchmark folder's helpers, imported by path (the folder is not a package)."""
+"""Modules of the benchmarks folder, imported by path (the folder is not a package)."""
 from __future__ import annotations
 
 import importlib.util
