@@ -12,8 +12,8 @@ Timed, in interleaved rounds so that load from other processes hits every config
 * ``fp16 / accumulate=fp16``: the fp16 program with blocked fp16 accumulation;
 * ``run() one-shot``: ``milguard.executor.run(program, inputs)`` (prepares on every call).
 
-The same comparison on the small programs of ``milguard.zoo`` (one layer or block each, default
-fp16 conversion, ordinary inputs), where preparing is a larger part of a one-shot ``run``: torch
+The same comparison on the small programs of ``milguard.zoo`` (its "small" size: one narrow layer or
+block each, default fp16 conversion, ordinary inputs), where preparing is a larger part of a one-shot ``run``: torch
 eager, the prepared executor, and ``run()``.
 
 Reported: median and minimum wall seconds and median process CPU seconds (all threads) per
@@ -169,7 +169,7 @@ def measure(rounds: int) -> dict[str, Any]:
 
 
 def measure_zoo(rounds: int) -> list[dict[str, Any]]:
-    """Per zoo model (default fp16 conversion): torch eager, the prepared executor, one-shot run()."""
+    """Per zoo model (small size, default fp16 conversion): torch eager, the prepared executor, one-shot run()."""
     import torch
 
     from milguard import zoo

@@ -17,8 +17,8 @@ End to end, what a user pays: ``ct.convert`` of the same model with the default 
 ``milguard.pipeline()``, interleaved (default, milguard, default, milguard, ...; each conversion on
 a freshly built program or freshly traced module, building untimed), best of N per pipeline, and
 the ratio of the two bests. On the synthetic programs (``ct.convert`` of the pymil program: the
-pipeline plus the backend) and on every model of ``milguard.zoo`` (``ct.convert`` of the traced
-torch module: frontend, pipeline and backend).
+pipeline plus the backend) and on every model of ``milguard.zoo`` at its realistic size (``ct.convert``
+of the traced torch module: frontend, pipeline and backend).
 
 Reported: seconds, the ratios, and the growth exponent k of t ~ ops^k (least squares on log-log).
 Target: milguard under 10% of the default pipeline, k close to 1.
@@ -51,6 +51,7 @@ DEFAULT_MAX_LAYERS = 450    # the default pipeline is timed up to this size (~5-
 E2E_LAYERS = ((14, 7), (45, 5), (134, 3))   # (layers, conversions per pipeline) for end-to-end ct.convert
 E2E_LAYERS_QUICK = ((14, 3),)
 E2E_ZOO_ROUNDS = 7
+E2E_ZOO_SIZE = "realistic"                    # the zoo at the widths models are converted at
 
 
 def op_counts(prog) -> tuple[int, int]:
@@ -214,16 +215,16 @@ def end_to_end_zoo(rounds: int) -> list[dict[str, Any]]:
 
     rows = []
     for name, entry in zoo.MODELS.items():
-        inputs = entry.example_inputs(0)
+        inputs = entry.example_inputs(0, size=E2E_ZOO_SIZE)
 
         def make(entry=entry, inputs=inputs):
             with torch.no_grad():
-                traced = torch.jit.trace(entry.build(0), inputs)
+                traced = torch.jit.trace(entry.build(0, size=E2E_ZOO_SIZE), inputs)
             return traced, dict(
                 convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17, skip_model_load=True,
                 inputs=[ct.TensorType(name=n, shape=tuple(t.shape)) for n, t in zip(entry.input_names, inputs)],
                 outputs=[ct.TensorType(name=n) for n in entry.output_names])
-        row = {"model": name, **interleaved(make, rounds)}
+        row = {"model": name, "size": E2E_ZOO_SIZE, **interleaved(make, rounds)}
         print(json.dumps({k: v for k, v in row.items() if not isinstance(v, list)}), file=sys.stderr, flush=True)
         rows.append(row)
     return rows
@@ -286,7 +287,7 @@ def markdown(result: dict) -> str:
                   "| source | ops (all) | conversions each | default wall | milguard wall | overhead (wall) "
                   "| default CPU | milguard CPU | overhead (CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         sources = [(f"synthetic, {r['layers']} layers", r["ops"], r) for r in e2e.get("programs", [])]
-        sources += [(f"zoo: {r['model']} (traced torch)", "–", r) for r in e2e.get("zoo", [])]
+        sources += [(f"zoo: {r['model']} ({r.get('size', 'small')}, traced torch)", "–", r) for r in e2e.get("zoo", [])]
         for label, ops, r in sources:
             lines.append(f"| {label} | {ops} | {r['rounds']} | {r['default_best_s']:.2f} | {r['milguard_best_s']:.2f} | "
                          f"{r['ratio'] - 1:+.1%} | {r['default_best_cpu_s']:.2f} | {r['milguard_best_cpu_s']:.2f} | "

@@ -18,6 +18,7 @@ numbers, so a claim such as "fails on six of seven models" changes with the resu
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import re
@@ -26,10 +27,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))     # common.py beside this file
+from common import db_text as db, truncated_pct  # noqa: E402
+
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOCUMENTS = (ROOT / "README.md", HERE / "README.md", ROOT / "docs" / "placement.md")
 MARKER = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n(.*?)<!-- \1:end -->", re.S)
+
+
+def load_script(path: Path) -> Any:
+    """Import the benchmark script at ``path`` as module ``benchmarks_<stem>``."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class FiguresError(Exception):
@@ -64,16 +77,6 @@ def block(name: str) -> Callable[[Render], Render]:
 
 
 # --------------------------------------------------------------------------- formatting
-def truncated_pct(share: float) -> str:
-    """99.998% -> '99.99%': a share just under a threshold never prints as the threshold."""
-    return f"{math.floor(share * 10000) / 100:.2f}%"
-
-
-def db(v: Any) -> str:
-    v = float(v) if isinstance(v, str) else v
-    return "inf/NaN" if v == -math.inf else ("exact" if v == math.inf else f"{v:.1f}")
-
-
 def span(values: list[float], fmt: Callable[[float], str], unit: str = "") -> str:
     """'lo to hi' (one value when both print alike; '–' for none)."""
     if not values:
@@ -97,8 +100,9 @@ def provenance(*results: dict) -> str:
 
 
 # --------------------------------------------------------------------------- precision policies
-POLICY_COLUMNS = (("float32", "FLOAT32"), ("fp16", "default fp16"), ("seed_pow_sqrt", "seed pow→sqrt"),
-                  ("autocast_list", "autocast list"), ("milguard", "milguard"), ("milguard_core", "milguard core"))
+POLICY_LABELS = {"float32": "FLOAT32", "fp16": "default fp16", "seed_pow_sqrt": "seed pow→sqrt",
+                 "autocast_list": "autocast list", "milguard": "milguard", "milguard_calibrated": "milguard calibrated",
+                 "milguard_fp32": "milguard fp32 islands"}
 RSQRT_NORM_MODELS = {"llama_decoder", "t5_encoder", "gemma_decoder"}    # RMSNorm as x * rsqrt(mean(x^2) + eps)
 
 
@@ -116,110 +120,138 @@ def _cell(row: dict) -> str:
     return text if share is None else f"{text} ({truncated_pct(share)})"
 
 
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _x(x: float) -> str:
+    return f"{x:.2f}x"
+
+
 @block("benchmarks")
 def headline(results: Results) -> str:
     """Per zoo model and policy: output SNR (dB) and the share of FLOPs left in fp16."""
     data = results["bench_policies"]
-    head = "| model | " + " | ".join(label for _, label in POLICY_COLUMNS) + " |"
+    keys = list(data["models"][0]["policies"])
+    head = "| model | " + " | ".join(POLICY_LABELS.get(k, k) for k in keys) + " |"
     lines = [f"Output SNR in dB against torch fp32 on inputs with planted activation magnitudes from the "
              f"literature (bold: finite and >= {data['verdicts']['accurate_db']:.0f} dB), and in parentheses the "
-             "share of FLOPs still computed in fp16 (truncated, not rounded); see "
-             "`benchmarks/results/bench_policies.md`.", "", head, "|---|" + "---:|" * len(POLICY_COLUMNS)]
+             f"share of FLOPs still computed in fp16 (truncated, not rounded); zoo size {data.get('size', 'small')}; "
+             "see `benchmarks/results/bench_policies.md`.", "", head, "|---|" + "---:|" * len(keys)]
     for m in data["models"]:
-        cells = [_cell(m["policies"].get(key, {})) for key, _ in POLICY_COLUMNS]
-        lines.append(f"| {m['model']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {m['model']} | " + " | ".join(_cell(m["policies"].get(k, {})) for k in keys) + " |")
     return "\n".join(lines) + "\n" + provenance(data)
 
 
-def _policies(results: Results) -> tuple[dict, list[dict], list[dict]]:
-    """(data, models where default fp16 is not accurate, all models)."""
-    data = results["bench_policies"]
-    models = data["models"]
-    return data, [m for m in models if not m["policies"]["fp16"].get("accurate")], models
+class Policies:
+    """The policy results with the questions the prose asks of them."""
+
+    def __init__(self, results: Results):
+        self.data = results["bench_policies"]
+        self.models = self.data["models"]
+        self.failing = [m for m in self.models if not m["policies"]["fp16"].get("accurate")]
+        self.verdicts = {r["model"]: r for r in self.data["verdicts"]["per_model"]}
+
+    def col(self, policy: str, key: str, among: list[dict] | None = None) -> list[Any]:
+        return [m["policies"][policy].get(key) for m in (self.models if among is None else among)]
+
+    def snrs(self, policy: str, among: list[dict] | None = None) -> list[float]:
+        return [_snr(m["policies"][policy]) for m in (self.models if among is None else among)]
+
+    def accurate(self, policy: str, among: list[dict] | None = None) -> int:
+        return sum(bool(m["policies"][policy].get("accurate")) for m in (self.models if among is None else among))
+
+    def silent(self) -> int:
+        return sum(m["policies"]["fp16"].get("nonfinite") == 0 for m in self.failing)
+
+    def verdict(self, key: str) -> list[Any]:
+        return [self.verdicts[m["model"]][key] for m in self.models]
 
 
 @block("policies-summary")
 def policies_summary(results: Results) -> str:
-    data, failing, models = _policies(results)
-    v = {r["model"]: r for r in data["verdicts"]["per_model"]}
-    silent = [m for m in failing if m["policies"]["fp16"].get("nonfinite") == 0 and math.isfinite(_snr(m["policies"]["fp16"]))]
-    mg_ok = [m for m in failing if m["policies"]["milguard"].get("accurate")]
-    floor = [m for m in failing if v[m["model"]]["milguard_within_floor"]]
-    shares = [m["policies"]["milguard"]["flops_fp16_share"] for m in failing]
-    keeps = sum(s >= 0.99 for s in shares)
-    f32 = [_snr(m["policies"]["float32"]) for m in models]
-    if not failing:
-        return (f"Default fp16 is accurate on all {len(models)} models, so there is nothing for milguard to repair; "
-                f"FLOAT32 reaches {span(f32, db)} dB.\n" + provenance(data))
-    text = (f"Default fp16 is not accurate on {count(len(failing), len(models))} models "
-            f"({span([_snr(m['policies']['fp16']) for m in failing], db)} dB)"
-            + (f", {'always' if len(silent) == len(failing) else f'{len(silent)} times'} silently (no inf or NaN "
-               "reaches the output)" if silent else "") + ". "
-            f"On those, milguard is accurate on {count(len(mg_ok), len(failing))} "
-            f"({span([_snr(m['policies']['milguard']) for m in failing], db)} dB), within "
-            f"{data['verdicts']['floor_margin_db']:.0f} dB of (or above) the model's fp16 floor on "
-            f"{count(len(floor), len(failing))} (the SNR default fp16 reaches on the same model fed ordinary "
-            f"inputs: {span([m['fp16_floor_db'] for m in failing], db)} dB, the \"fp16 floor\" column of "
-            f"`benchmarks/results/bench_policies.md`), and keeps {span(shares, truncated_pct)} of the FLOPs in fp16 "
-            f"(at least 99% on {count(keeps, len(failing))}). FLOAT32 ({span(f32, db)} dB) is only reachable by "
-            "giving up fp16 entirely.")
-    return text + "\n" + provenance(data)
+    p = Policies(results)
+    n, k = len(p.models), len(p.failing)
+    f32 = span(p.snrs("float32"), db)
+    if not k:
+        return (f"Default fp16 is accurate on all {n} models, so there is nothing for milguard to repair; FLOAT32 "
+                f"reaches {f32} dB.\n" + provenance(p.data))
+    v = p.data["verdicts"]
+    ratios = [r for r in p.verdict("cost_ratio") if r is not None]
+    text = (f"Default fp16 is not accurate on {count(k, n)} models ({span(p.snrs('fp16', p.failing), db)} dB)"
+            + (f", {'always' if p.silent() == k else f'{p.silent()} times'} silently (no inf or NaN reaches the "
+               "output)" if p.silent() else "") + ". "
+            f"`milguard.pipeline()`, with no data, is accurate on {count(p.accurate('milguard', p.failing), k)} of "
+            f"them ({span(p.snrs('milguard', p.failing), db)} dB), within {v['floor_margin_db']:.0f} dB of the fp16 "
+            f"floor in both accumulation modes on {count(sum(p.verdict('within_floor')), n)} models (the SNR default "
+            f"fp16 reaches on the same model fed ordinary inputs: {span([m['fp16_floor_db'] for m in p.models], db)} "
+            f"dB), keeps {span(p.col('milguard', 'flops_fp16_share'), truncated_pct)} of the FLOPs in fp16 "
+            f"({sum(p.col('milguard', 'rescaled'))} regions rescaled fp16-safely, "
+            f"{sum(p.col('milguard', 'islands'))} kept fp32), adds no Neural Engine transition to default fp16's on "
+            f"{v['models_without_extra_transitions']} of {n}, and costs {span(ratios, _x)} default fp16's "
+            f"relative cost (within {v['cost_ratio_limit']:.2f}x on {sum(p.verdict('cost_within'))} of {n}). "
+            f"FLOAT32 ({f32} dB) is only reachable by giving up fp16 entirely.")
+    return text + "\n" + provenance(p.data)
 
 
 @block("policies-findings")
 def policies_findings(results: Results) -> str:
-    data, failing, models = _policies(results)
-    v = {r["model"]: r for r in data["verdicts"]["per_model"]}
-    floor_db = data["verdicts"]["floor_margin_db"]
-    n = len(failing)
+    p = Policies(results)
+    n, k = len(p.models), len(p.failing)
+    v = p.data["verdicts"]
+    if not k:
+        return f"- Default fp16 is accurate on all {n} models.\n" + provenance(p.data)
+    fp16_cost = {m["model"]: m["policies"]["fp16"].get("relative_cost") for m in p.models}
 
-    def col(policy: str, key: str, among: list[dict] = failing) -> list[Any]:
-        return [m["policies"][policy].get(key) for m in among]
+    def cost_ratios(policy: str) -> list[float]:
+        return [m["policies"][policy]["relative_cost"] / fp16_cost[m["model"]] for m in p.models
+                if m["policies"][policy].get("relative_cost") and fp16_cost[m["model"]]]
 
-    def ok(policy: str, among: list[dict] = failing) -> list[dict]:
-        return [m for m in among if m["policies"][policy].get("accurate")]
+    def extra(policy: str) -> list[int]:
+        return [(m["policies"][policy].get("transitions") or 0) - (m["policies"]["fp16"].get("transitions") or 0)
+                for m in p.models]
 
-    silent = sum(x == 0 for x in col("fp16", "nonfinite"))
-    if not failing:
-        return f"- Default fp16 is accurate on all {len(models)} models.\n" + provenance(data)
-    lines = [f"- Default fp16 is not accurate on {count(n, len(models))} models: "
-             f"{span([_snr(m['policies']['fp16']) for m in failing], db)} dB"
-             + (f", and on {count(silent, n)} of them **silently**: no inf or NaN reaches the output, because "
-                "`rsqrt(inf) = 0` (or `x / sqrt(inf) = 0`) zeroes the tokens whose squares overflowed." if silent
-                else ".")]
-    shares = col("milguard", "flops_fp16_share")
-    below = [(m["model"], m["policies"]["milguard"]["flops_fp16_share"]) for m in failing
-             if m["policies"]["milguard"]["flops_fp16_share"] < 0.99]
-    lines.append(
-        f"- milguard (whole regions) is accurate on {count(len(ok('milguard')), n)} of those: "
-        f"{span([_snr(m['policies']['milguard']) for m in failing], db)} dB, within {floor_db:.0f} dB of (or above) "
-        f"the model's fp16 floor on {count(sum(v[m['model']]['milguard_within_floor'] for m in failing), n)} "
-        f"(floors {span([m['fp16_floor_db'] for m in failing], db)} dB), with {span(shares, truncated_pct)} of the "
-        f"FLOPs still in fp16"
-        + ("." if not below else "; below 99%: " + ", ".join(f"{name} ({truncated_pct(s)})" for name, s in below) + ".")
-        + f" `scope=\"core\"` keeps {span(col('milguard_core', 'flops_fp16_share'), truncated_pct)} in fp16 at "
-        f"{span([_snr(m['policies']['milguard_core']) for m in failing], db)} dB, accurate on "
-        f"{count(len(ok('milguard_core')), n)}.")
-    seed_zero = sorted(m["model"] for m in models if m["policies"]["seed_pow_sqrt"]["flops_fp16_share"] < 0.01)
-    seed = (f"- The seed's pow→sqrt selector is accurate on {count(len(ok('seed_pow_sqrt', models)), len(models))} "
-            f"models")
+    over = [r["model"] for r in v["per_model"] if r["cost_ratio"] is not None and not r["cost_within"]]
+    lines = [f"- Default fp16 is not accurate on {count(k, n)} models: {span(p.snrs('fp16', p.failing), db)} dB"
+             + (f", and on {count(p.silent(), k)} of them **silently**: no inf or NaN reaches the output, because "
+                "`rsqrt(inf) = 0` (or `x / sqrt(inf) = 0`) zeroes the tokens whose squares overflowed." if p.silent()
+                else "."),
+             f"- The default `milguard.pipeline()` (`remedy=\"auto\"`, no data) is accurate on "
+             f"{count(p.accurate('milguard', p.failing), k)} of those: {span(p.snrs('milguard', p.failing), db)} dB "
+             f"({span([_snr({'snr_db': x}) for x in p.col('milguard', 'snr_db_fp16_accumulate', p.failing)], db)} dB "
+             f"with fp16 accumulation); within {v['floor_margin_db']:.0f} dB of the fp16 floor in both modes on "
+             f"{count(sum(p.verdict('within_floor')), n)} models; {sum(p.col('milguard', 'rescaled'))} regions "
+             f"rescaled fp16-safely and {sum(p.col('milguard', 'islands'))} kept fp32 over the {n} models, "
+             f"{span(p.col('milguard', 'flops_fp16_share'), truncated_pct)} of the FLOPs in fp16; no extra Neural "
+             f"Engine transition on {v['models_without_extra_transitions']} of {n}; relative cost "
+             f"{span(cost_ratios('milguard'), _x)} default fp16's"
+             + (f", above the {v['cost_ratio_limit']:.2f}x bar on {', '.join(over)}." if over else "."),
+             f"- Calibrated on the evaluated input, milguard is accurate on "
+             f"{count(p.accurate('milguard_calibrated', p.failing), k)} ({span(p.snrs('milguard_calibrated', p.failing), db)} "
+             f"dB) with {sum(p.col('milguard_calibrated', 'rescaled'))} regions rescaled and "
+             f"{sum(p.col('milguard_calibrated', 'islands'))} kept fp32.",
+             f"- fp32 islands for every region (`remedy=\"fp32\"`): {span(p.snrs('milguard_fp32', p.failing), db)} dB, "
+             f"{span(p.col('milguard_fp32', 'flops_fp16_share'), truncated_pct)} of the FLOPs in fp16, "
+             f"{span([float(x) for x in extra('milguard_fp32')], lambda x: f'{x:.0f}')} extra Neural Engine transitions "
+             f"and {span(cost_ratios('milguard_fp32'), _x)} default fp16's relative cost."]
+    seed_zero = sorted(m["model"] for m in p.models if m["policies"]["seed_pow_sqrt"]["flops_fp16_share"] < 0.01)
+    seed = f"- The seed's pow→sqrt selector is accurate on {count(p.accurate('seed_pow_sqrt'), n)} models"
     if seed_zero:
         seed += f", but keeps **under 1%** of the FLOPs in fp16 on {', '.join(seed_zero)}"
         if set(seed_zero) == RSQRT_NORM_MODELS:
             seed += (": those RMSNorms use `rsqrt`, so no `sqrt` ever closes its window and everything after the "
                      "first `pow` stays fp32")
     lines.append(seed + ".")
-    auto_fail = n - len(ok("autocast_list"))
-    lines.append(f"- The autocast-style op list is not accurate on {auto_fail} of the {n} models default fp16 fails on"
-                 + (": `pow` and `reduce_mean` are fp32, but the `add(eps)` after them is not on the list, "
-                               "so the fp32 variance is cast back to fp16 and overflows." if auto_fail else "."))
-    lines += _minilm_finding(models)
-    return "\n".join(lines) + "\n" + provenance(data)
+    auto_fail = k - p.accurate("autocast_list", p.failing)
+    lines.append(f"- The autocast-style op list is not accurate on {auto_fail} of the {k} models default fp16 fails on "
+                 f"({span(p.snrs('autocast_list', p.failing), db)} dB).")
+    lines += _minilm_finding(p)
+    return "\n".join(lines) + "\n" + provenance(p.data)
 
 
-def _minilm_finding(models: list[dict]) -> list[str]:
+def _minilm_finding(p: Policies) -> list[str]:
     """MiniLM (trained weights, real sentences): default fp16, the measured LayerNorm inputs, placement."""
-    m = next((m for m in models if m["model"] == "minilm"), None)
+    m = next((m for m in p.models if m["model"] == "minilm"), None)
     if m is None:
         return []
     from milguard.fp16 import SQUARE_LIMIT
@@ -228,14 +260,28 @@ def _minilm_finding(models: list[dict]) -> list[str]:
     ranges = {k.split(":", 1)[1]: val for k, val in minilm.measured_ranges()["max_abs"].items()
               if k.startswith("norm_input:")}
     where, peak = max(ranges.items(), key=lambda kv: kv[1])
-    p = m["policies"]
-    mg, fp16, f32 = p["milguard"], p["fp16"], p["float32"]
-    return [f"- MiniLM with its trained weights on real sentences: default fp16 gives {db(fp16['snr_db'])} dB "
+    pol = m["policies"]
+    fp16, islands = pol["fp16"], pol["milguard_fp32"]
+    text = (f"- MiniLM with its trained weights on real sentences: default fp16 gives {db(fp16['snr_db'])} dB "
             f"({'accurate' if fp16.get('accurate') else 'not accurate'}); the largest LayerNorm input is {peak:.1f} "
-            f"(`{where}`), {peak / SQUARE_LIMIT:.0%} of the fp16 square limit of {SQUARE_LIMIT:.1f}. The placement "
-            f"model predicts {mg['transitions']} device transitions for milguard's {mg['fp32_islands']} fp32 islands "
-            f"there and a relative cost of {mg['relative_cost'] / fp16['relative_cost']:.1f}x default fp16 "
-            f"({mg['relative_cost']:.0f} vs {fp16['relative_cost']:.0f}; FLOAT32: {f32['relative_cost']:.0f})."]
+            f"(`{where}`), {peak / SQUARE_LIMIT:.0%} of the fp16 square limit of {SQUARE_LIMIT:.1f}. fp32 islands "
+            f"there would cost {islands['transitions']} device transitions and "
+            f"{islands['relative_cost'] / fp16['relative_cost']:.1f}x default fp16's relative cost "
+            f"({islands['relative_cost']:.0f} vs {fp16['relative_cost']:.0f}; FLOAT32: "
+            f"{pol['float32']['relative_cost']:.0f}).")
+    cal = p.data.get("minilm_calibrated")
+    if cal:
+        text += (f" Calibrated on its {cal['samples']} sentences, milguard remedies {cal['rescaled'] + cal['islands']} "
+                 f"regions and the program {'equals' if cal['equal_op_for_op'] else 'differs from'} the default "
+                 f"conversion op for op ({cal['ops']} ops).")
+    return [text]
+
+
+@block("peers")
+def peers(results: Results) -> str:
+    """The peer comparison and its findings, formatted by ``bench_peers.readme_table`` from its results."""
+    data = results["bench_peers"]
+    return load_script(HERE / "bench_peers.py").readme_table(data) + provenance(data)
 
 
 # --------------------------------------------------------------------------- speed
@@ -257,7 +303,7 @@ def pass_cost(results: Results) -> str:
             z = e2e_s["zoo"]
             out[-1] += (f", {z['ratio_cpu']['min'] - 1:+.0%} to {z['ratio_cpu']['max'] - 1:+.0%} CPU "
                         f"({z['ratio']['min'] - 1:+.0%} to {z['ratio']['max'] - 1:+.0%} wall) on the "
-                        f"{len(e2e['zoo'])} traced zoo models")
+                        f"{len(e2e['zoo'])} traced zoo models ({e2e['zoo'][0].get('size', 'small')} size)")
         out[-1] += "."
     shares = [r["in_pipeline_share"] for r in rows if "in_pipeline_share" in r]
     if shares:
