@@ -9,8 +9,8 @@ size, on fresh copies of the same program:
   same program after an untimed ``common::add_fp16_cast`` (the islands are rebuilt there);
 * ``find_patterns``: the matching step alone (``milguard.find_patterns``), the bulk of that cost;
 * ``default``: ``ct.PassPipeline.DEFAULT`` (92 passes, ``add_fp16_cast`` included);
-* ``in_pipeline``: ``milguard.pipeline()`` run whole, with the time spent inside milguard's four
-  passes measured by wrappers around their ``apply``: the passes' own share of that pipeline (it
+* ``in_pipeline``: ``milguard.pipeline()`` run whole, with the time spent inside every milguard
+  pass it installs measured by wrappers around their ``apply``: the passes' own share of that pipeline (it
   leaves out what they cost the passes after them, which see more ops and casts).
 
 End to end, what a user pays: ``ct.convert`` of the same model with the default pipeline and with
@@ -42,8 +42,14 @@ import common  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_passes"
-MILGUARD_PASSES = ("milguard::keep_fp32_layer_norm", "milguard::keep_fp32_rms_norm", "milguard::keep_fp32_softmax")
 APPLY_PASS = "milguard::apply_fp32_islands"
+
+
+def milguard_passes() -> tuple[str, ...]:
+    """Every pass ``milguard.pipeline()`` installs except ``apply_fp32_islands`` (the finding passes)."""
+    import milguard
+
+    return tuple(p for p in milguard.pipeline().passes if p.startswith("milguard::") and p != APPLY_PASS)
 FP16_PASS = "common::add_fp16_cast"
 LAYERS_FULL = (14, 45, 134, 450, 1334)   # about 1k, 3k, 10k, 34k, 100k ops (consts included)
 LAYERS_QUICK = (14, 45)
@@ -130,7 +136,8 @@ def measure_once(layers: int, time_default: bool) -> dict[str, Any]:
     row["ops"], row["non_const_ops"] = op_counts(prog)
     row["find_patterns_s"] = _timed(lambda: milguard.find_patterns(prog))
     row["matches"] = len(milguard.find_patterns(prog))
-    keep, fp16, islands = only(*MILGUARD_PASSES), only(FP16_PASS), only(APPLY_PASS)
+    finding = milguard_passes()
+    keep, fp16, islands = only(*finding), only(FP16_PASS), only(APPLY_PASS)
     if keep is not None:
         row["keep_fp32_s"] = _timed(lambda: PassPipelineManager.apply_pipeline(prog, keep))
         row["milguard_s"] = row["keep_fp32_s"]
@@ -144,7 +151,7 @@ def measure_once(layers: int, time_default: bool) -> dict[str, Any]:
         row["default_s"] = _timed(lambda: PassPipelineManager.apply_pipeline(prog, ct.PassPipeline.DEFAULT))
         if keep is not None and islands is not None:
             prog = common.llama_program(layers)
-            with pass_timers((*MILGUARD_PASSES, APPLY_PASS)) as spent:
+            with pass_timers((*finding, APPLY_PASS)) as spent:
                 row["with_milguard_s"] = _timed(
                     lambda: PassPipelineManager.apply_pipeline(prog, milguard.pipeline()))
             row["in_pipeline_s"] = sum(spent.values())
@@ -293,7 +300,7 @@ def markdown(result: dict) -> str:
                          f"{r['ratio'] - 1:+.1%} | {r['default_best_cpu_s']:.2f} | {r['milguard_best_cpu_s']:.2f} | "
                          f"{r['ratio_cpu'] - 1:+.1%} |")
     lines += ["", "Inside a real conversion pipeline (`milguard.pipeline()` = the default pipeline with milguard's "
-                  "four passes): time spent in milguard's own passes, and their share of that whole pipeline (what "
+                  f"passes: {', '.join(result.get('passes', []))}): time spent in milguard's own passes, and their share of that whole pipeline (what "
                   "the passes after them pay for the extra casts and ops is not in it; see the end-to-end table).", "",
               "| layers | ops (all) | whole pipeline | milguard passes inside it | share |",
               "|---:|---:|---:|---:|---:|"]
@@ -334,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append(measure(layers, time_default=layers <= DEFAULT_MAX_LAYERS, repeats=3 if layers <= 150 else 1))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {"name": NAME, "quick": args.quick, "machine": platform.platform(),
+              "passes": [*milguard_passes(), APPLY_PASS],
               "rows": rows, "summary": summarize(rows), "end_to_end": e2e,
               "end_to_end_summary": end_to_end_summary(e2e)}
     common.save_results(args.out, NAME, result, markdown(result))

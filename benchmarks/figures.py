@@ -308,7 +308,8 @@ def pass_cost(results: Results) -> str:
     shares = [r["in_pipeline_share"] for r in rows if "in_pipeline_share" in r]
     if shares:
         timed = [r for r in rows if "in_pipeline_share" in r]
-        out.append(f"Inside that pipeline milguard's own four passes take {span(shares, lambda x: f'{x:.1%}')} of it "
+        out.append(f"Inside that pipeline milguard's own {len(data.get('passes', [])) or 'four'} passes take "
+                   f"{span(shares, lambda x: f'{x:.1%}')} of it "
                    f"({span([r['ops'] for r in timed], lambda x: f'{x / 1000:.0f}k')} ops); this leaves out what they "
                    "cost the passes after them.")
     ratios = [r["milguard_over_default"] for r in rows if "milguard_over_default" in r]
