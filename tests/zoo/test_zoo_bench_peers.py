@@ -2,10 +2,6 @@
 the capped search. Needs the benchmark-only ``peers`` extra (onnx, onnxruntime, onnxconverter-common)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,19 +10,10 @@ pytest.importorskip("onnxruntime", reason="the peers extra is not installed")
 pytest.importorskip("onnxconverter_common", reason="the peers extra is not installed")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_modules import load_bench_module  # noqa: E402
+
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"zoo_test_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = _load("bench_peers")
+peers = load_bench_module("bench_peers")
 
 
 def model(nodes, inputs, outputs, initializers=()):
