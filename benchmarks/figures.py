@@ -369,6 +369,39 @@ def placement_speed(results: Results) -> str:
             + provenance(data))
 
 
+@block("copy-cost")
+def copy_cost(results: Results) -> str:
+    data = results["copy"]
+    big = max((r for r in data["rows"] if isinstance(r["layers"], int)), key=lambda r: r["ops"])
+    failing = [r["ops"] for r in data["rows"] if r["deepcopy_default_limit"] != "ok"]
+    scoped = [r for r in data["rows"] if r["with_module_path"]]
+    exact = all(r["copy_program_exact"] for r in data["rows"])
+    text = (f"copy_program is {'exact at every size' if exact else 'NOT exact at every size'}; at "
+            f"{big['ops']:,} ops it takes {big['copy_program_s']:.1f} s against {big['deepcopy_s']:.1f} s for deepcopy "
+            f"and {big['milproto_s']:.1f} s for the milproto round trip")
+    if failing:
+        text += f"; deepcopy fails at the default recursion limit from {min(failing):,} ops on"
+    if scoped:
+        z = scoped[0]
+        text += (f"; the round trip drops the torch scopes ({z['with_module_path']} module paths -> "
+                 f"{z['milproto_module_paths']})")
+    return text + ".\n" + provenance(data)
+
+
+@block("cli-speed")
+def cli_speed(results: Results) -> str:
+    data = results["cli"]
+    start, ph = data["startup"], data["phases"]
+    fast = [v for k, v in start.items() if k.startswith(("milguard ", "argument error"))]
+    fix = f"{ph['cli_fix_s']:.1f} s" if "cli_fix_s" in ph else f"failed ({ph.get('cli_fix_error', 'not run')})"
+    return (f"`milguard --help`, `--version` and an argument error answer in {span(fast, lambda x: f'{x:.2f}')} s "
+            f"(`import coremltools` alone: {start['import coremltools']:.1f} s). On the {data['layers']}-layer program "
+            f"({data['ops']:,} ops), with everything imported: the analysis {ph['analysis_cold_s']:.2f} s cold and "
+            f"{ph['analysis_s']:.2f} s warm, `milguard audit` {ph['cli_audit_s']:.1f} s and `milguard fix` "
+            f"{fix} in-process, against {data['convert_s']:.1f} s for `ct.convert` of the same "
+            f"model; the console script end to end {ph['console_audit_s']:.1f} s.\n" + provenance(data))
+
+
 # --------------------------------------------------------------------------- placement agreement
 def agreement_sentence(data: dict) -> str:
     h = data["held_out"]
