@@ -216,9 +216,8 @@ def decide_match(match: Match, ctx: Context) -> Decision:
     best = min(available, key=lambda r: (considered[r].relative, considered[r].transitions))
     others = ", ".join(f"{r} +{c.transitions} transitions, +{c.relative:.3g}" for r, c in considered.items()
                        if r != best)
-    why = (f"cheapest remedy on {opts.compute_units} ({ctx.device(match)}): {best} "
-           f"+{considered[best].transitions} transitions, +{considered[best].relative:.3g}"
-           + (f" (vs {others})" if others else ""))
+    why = (f"cheapest remedy on {opts.compute_units} ({ctx.device(match)}): {best} (vs {others})" if others
+           else f"the family's only remedy: {best}")
     return made(best, why, considered)
 
 
