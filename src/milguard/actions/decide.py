@@ -23,6 +23,7 @@ from typing import Any
 from ..analysis.evidence import Evidence, calibrated_evidence, static_evidence
 from ..families import Member, family as family_of, find_patterns, member as member_of
 from ..mil import dtype_name, module_path, program_state
+from ..mil.shapes import numel
 from ..pattern import Match, replaced_op
 from ..placement.remedy_cost import RemedyCost, island_cost, rescale_cost
 from .options import Options
@@ -153,7 +154,6 @@ def _costs(match: Match, member: Member, allowed: tuple[str, ...], ctx: Context)
     out: dict[str, RemedyCost] = {}
     if "rescale" in allowed:
         x = replaced_op(match).outputs[0]
-        from ..mil.shapes import numel
         out["rescale"] = rescale_cost(device, numel(x), member.rescale_passes)
     if "fp32" in allowed:
         out["fp32"] = island_cost(match.ops, [*match.entries, *match.exits], device, ctx.options.compute_units)

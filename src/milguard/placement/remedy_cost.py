@@ -36,8 +36,7 @@ class RemedyCost:
         return {"transitions": self.transitions, "relative": self.relative}
 
 
-def _fp16_bytes(op: Any) -> float:
-    facts = op_facts(op)
+def _fp16_bytes(facts: Any) -> float:
     return facts.bytes * FP16_BYTES / FP32_BYTES if facts.fp32 else facts.bytes
 
 
@@ -53,17 +52,17 @@ def island_cost(ops: Iterable[Any], boundary: Iterable[Any], device: str, comput
     """An fp32 island of ``ops`` whose region is expected on ``device`` in fp16; ``boundary`` are
     the vars crossing into and out of it."""
     model = model or CostModel()
-    ops = list(ops)
+    facts = [op_facts(op) for op in ops]
     crossing = sum(numel(v) for v in boundary)
     casts = model.op_time(device if device != "ane" else ISLAND_DEVICE[compute_units], 0,
                           crossing * (FP16_BYTES + FP32_BYTES))
     if device != "ane":
-        wider = sum(model.op_time(device, op_facts(op).flops, 2 * _fp16_bytes(op))
-                    - model.op_time(device, op_facts(op).flops, _fp16_bytes(op)) for op in ops)
+        wider = sum(model.op_time(device, f.flops, 2 * _fp16_bytes(f)) - model.op_time(device, f.flops, _fp16_bytes(f))
+                    for f in facts)
         return RemedyCost(0, (casts + wider) * 1e6)
     alt = ISLAND_DEVICE[compute_units]
-    moved = sum(model.op_time(alt, op_facts(op).flops, 2 * _fp16_bytes(op))
-                - model.op_time("ane", op_facts(op).flops, _fp16_bytes(op)) for op in ops)
+    moved = sum(model.op_time(alt, f.flops, 2 * _fp16_bytes(f)) - model.op_time("ane", f.flops, _fp16_bytes(f))
+                for f in facts)
     total = (2 * model.switch("ane", alt) + model.dispatch_floor[alt] + model.dispatch_floor["ane"]
              + model.copy_time(crossing * FP16_BYTES, cross_precision=True) + casts + moved)
     return RemedyCost(2, total * 1e6)
