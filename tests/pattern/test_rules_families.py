@@ -162,6 +162,7 @@ REWRITTEN = {
     "l2 reduce": (P.RANK3, P.l2_reduce, "rescaled"),
     "l2 reduce flat": (P.RANK3, lambda x: P.l2_reduce(x, keep_dims=False), "rescaled"),
     "l2 normalize": (P.RANK3, P.l2_normalize, "rescaled_normalize"),
+    "grn": (P.RANK4, P.grn, "rescaled_grn"),
     "softmax naive": (P.RANK3, lambda x: P.softmax(x, form="naive"), "decomposed/max_shifted"),
     "log_softmax naive": (P.RANK3, lambda x: P.softmax(x, form="log_softmax_naive"), "log_softmax"),
     "log of softmax": (P.RANK3, lambda x: P.softmax(x, form="log_of_softmax"), "log_softmax"),
@@ -193,3 +194,29 @@ def test_rescaled_rms_norm_with_a_different_scale_is_a_near_miss():
     prog = P.program(P.RANK3, body, inputs=2)
     assert [m.rule.name for m in find_patterns(prog)] != ["rms_norm.rescaled"]
     assert "'x' is" in explain(prog, "rms_norm.rescaled")
+
+
+def test_rescaled_layer_norm_scaled_by_the_uncentred_input_is_a_near_miss():
+    """s must be the max of the deviations d = x - mean(x): here it is taken of x itself."""
+    def body(x):
+        k = 2.0 ** 5
+        d = mb.sub(x=x, y=mb.mul(x=mb.reduce_mean(x=mb.mul(x=x, y=1.0 / k), axes=[-1], keep_dims=True), y=k))
+        s = mb.maximum(x=mb.reduce_max(x=mb.abs(x=x), axes=[-1], keep_dims=True), y=2.0 ** -24)
+        u = mb.real_div(x=d, y=s)
+        t = mb.square(x=mb.real_div(x=np.float32(1e-3), y=s))
+        var = mb.reduce_mean(x=mb.square(x=u), axes=[-1], keep_dims=True)
+        return mb.mul(x=mb.rsqrt(x=mb.add(x=t, y=var), epsilon=0.0), y=u)
+    prog = P.program(P.RANK3, body)
+    assert [m.rule.name for m in find_patterns(prog)] == []
+    assert "expected sub" in explain(prog, "layer_norm.rescaled")
+
+
+def test_rescaled_grn_whose_eps_is_not_divided_by_the_scale_is_a_near_miss():
+    """GRN's rescaled form adds eps/S to the channel mean; adding eps itself is the plain GRN of x/S."""
+    def body(x):
+        s = mb.maximum(x=mb.reduce_max(x=mb.abs(x=x), axes=[1, 2, 3], keep_dims=True), y=2.0 ** -24)
+        g = mb.reduce_l2_norm(x=mb.real_div(x=x, y=s), axes=[1, 2], keep_dims=True)
+        return mb.real_div(x=g, y=mb.add(x=mb.reduce_mean(x=g, axes=[3], keep_dims=True), y=np.float32(1e-6)))
+    prog = P.program(P.RANK4, body)
+    assert [m.rule.name for m in find_patterns(prog)] == ["l2_norm.grn"]
+    assert "expected real_div" in explain(prog, "l2_norm.rescaled_grn")
