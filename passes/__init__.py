@@ -11,11 +11,7 @@ from importlib import import_module
 from milguard.families import register
 
 MODULES = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
-FAMILIES = {}
 for _name in MODULES:
-    _family = register(import_module(f"{__name__}.{_name}").FAMILY)
-    FAMILIES[_family.name] = _family
+    register(import_module(f"{__name__}.{_name}").FAMILY)
 
-RULES = [rule for family in FAMILIES.values() for rule in family.rules]
-
-__all__ = ["FAMILIES", "MODULES", "RULES"]
+__all__ = ["MODULES"]

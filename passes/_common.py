@@ -57,8 +57,22 @@ def normalize(numerator, variance_plus_eps):
                   axis="inv_std")
 
 
-def axes_of(match) -> list[int]:
-    return [int(a) for a in np.atleast_1d(match.bindings["axes"].val)]
+def axes_of(match, name: str = "axes") -> list[int]:
+    """The axes bound as ``name`` (a scalar or a list) as a list of ints."""
+    return [int(a) for a in np.atleast_1d(match.bindings[name].val)]
+
+
+def op_axes(op) -> list[int]:
+    """The ``axes`` input of a native reduction or norm op, in [0, rank); every axis when absent."""
+    rank = op.inputs["x"].rank
+    axes = op.inputs.get("axes")
+    return [int(a) % rank for a in axes.val] if axes is not None else list(range(rank))
+
+
+def keep_dims(op) -> bool:
+    """The ``keep_dims`` input of a native reduction op (False when absent, its default)."""
+    kd = op.inputs.get("keep_dims")
+    return bool(kd.val) if kd is not None else False
 
 
 def reduced_axes(match) -> tuple[str | None, str]:
@@ -99,6 +113,15 @@ def scale_floor(eps: float) -> float:
     if eps <= 0:
         return fp16.MIN_SUBNORMAL
     return max(fp16.MIN_SUBNORMAL, 2.0 ** math.ceil(math.log2(math.sqrt(eps) / 128.0)))
+
+
+def rescaled_rms(emit, v, axes: list[int], eps: float):
+    """v · rsqrt(mean(v²) + eps), computed as u · rsqrt(mean(u²) + (sqrt(eps)/s)²) with u = v/s
+    (see above): RMSNorm's normalised value, and LayerNorm's of the deviations v = x - mean(x)."""
+    s = row_scale(emit, v, axes, scale_floor(eps))
+    u = emit.real_div(x=v, y=s)
+    mean_square = emit.reduce_mean(x=emit.square(x=u), axes=axes, keep_dims=True)
+    return emit.mul(x=u, y=inv_sqrt(emit, emit.add(x=mean_square, y=eps_term(emit, eps, s))))
 
 
 def row_scale(emit, x, axes: list[int], floor: float):

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from milguard import fp16
 from milguard.families import Family, Member
 from milguard.pattern import Bind, Const, P, Rule, either
 
-from ._common import AXES, EPS, X, axes_of, row_scale, scaled
+from ._common import AXES, EPS, POSITIVE, X, axes_of, eps_value, keep_dims, row_scale, scaled
 
 _TRUE = Const("keep_dims", lambda v: bool(v), "True", bind=False)
 
@@ -40,8 +38,7 @@ CHANNELS = Bind("channel_axes", const=True)
 _gx = P.reduce_l2_norm(x=X, axes=AXES, keep_dims=_TRUE, name="l2")
 GRN = P.real_div(x=_gx, y=P.add(x=P.reduce_mean(x=_gx, axes=CHANNELS, keep_dims=True), y=EPS), name="response")
 _sample = P.maximum(x=P.reduce_max(x=P.abs(x=X), axes=Bind("sample_axes", const=True), keep_dims=True),
-                    y=Const("floor", lambda v: v.size == 1 and float(v.reshape(())) > 0, "a positive constant",
-                            bind=False), name="scale")
+                    y=POSITIVE, name="scale")
 _g = P.reduce_l2_norm(x=P.real_div(x=X, y=_sample), axes=AXES, keep_dims=_TRUE, name="l2")
 RESCALED_GRN = P.real_div(x=_g, y=P.add(x=P.reduce_mean(x=_g, axes=CHANNELS, keep_dims=True),
                                         y=P.real_div(x=EPS, y=_sample)), name="response")
@@ -53,24 +50,20 @@ _eps_over_s = P.real_div(x=EPS, y=_s2, name="eps_over_scale")
 RESCALED_NORMALIZE = P.real_div(x=_u2, y=P.maximum(x=_norm(_u2), y=_eps_over_s), name="normalized")
 
 
-def _keep_dims(op) -> bool:
-    kd = op.inputs.get("keep_dims")
-    return bool(kd.val) if kd is not None else False
-
-
 def rescale_norm(match, emit):
     """||x|| = s·||x/s||, the norm op's own axes and keep_dims."""
     op = match.named_ops["l2"]
     x, axes = op.inputs["x"], axes_of(match)
     s = row_scale(emit, x, axes, fp16.MIN_SUBNORMAL)
-    norm = emit.reduce_l2_norm(x=emit.real_div(x=x, y=s), axes=axes, keep_dims=_keep_dims(op))
-    return emit.mul(x=norm, y=s if _keep_dims(op) else emit.squeeze(x=s, axes=axes))
+    keep = keep_dims(op)
+    norm = emit.reduce_l2_norm(x=emit.real_div(x=x, y=s), axes=axes, keep_dims=keep)
+    return emit.mul(x=norm, y=s if keep else emit.squeeze(x=s, axes=axes))
 
 
 def rescale_normalize(match, emit):
     """x / max(||x||, eps) = u / max(||u||, eps/s)."""
     x, axes = match.bindings["x"], axes_of(match)
-    eps = float(match.bindings["eps"].val)
+    eps = eps_value(match)
     s = row_scale(emit, x, axes, fp16.MIN_SUBNORMAL)
     u = emit.real_div(x=x, y=s)
     norm = emit.reduce_l2_norm(x=u, axes=axes, keep_dims=True)
@@ -80,11 +73,11 @@ def rescale_normalize(match, emit):
 def rescale_grn(match, emit):
     """Nx = g / (mean(g) + eps/S), g = ||x/S|| over the spatial axes, S one scale per sample."""
     x, axes = match.bindings["x"], axes_of(match)
-    channels = [int(a) for a in np.atleast_1d(match.bindings["channel_axes"].val)]
+    channels = axes_of(match, "channel_axes")
     sample = sorted({a % x.rank for a in axes + channels})
     s = row_scale(emit, x, sample, fp16.MIN_SUBNORMAL)
     g = emit.reduce_l2_norm(x=emit.real_div(x=x, y=s), axes=axes, keep_dims=True)
-    eps = float(match.bindings["eps"].val)
+    eps = eps_value(match)
     mean = emit.reduce_mean(x=g, axes=channels, keep_dims=True)
     return emit.real_div(x=g, y=emit.add(x=mean, y=emit.real_div(x=emit.const(eps), y=s)))
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 from milguard.families import Family, Member
 from milguard.pattern import P, Rule, either
 
-from ._common import (BETA, EPS, GAMMA, X, axes_of, eps_term, eps_value, inv_sqrt, last_or_channel_axis, mean,
-                      mean_of_scaled, mean_scaled, normalize, rescaled_normalize, row_scale, scale_floor, scaled,
-                      spread_risk, square, square_risk)
+from ._common import (BETA, EPS, GAMMA, X, axes_of, eps_value, last_or_channel_axis, mean, mean_of_scaled,
+                      mean_scaled, normalize, op_axes, rescaled_normalize, rescaled_rms, scaled, spread_risk, square,
+                      square_risk)
 
 
 def tails(normed):
@@ -55,11 +55,7 @@ def rescaled_chain(v):
 
 def rescaled(emit, x, axes: list[int], eps: float):
     """u · rsqrt(mean(u²) + (sqrt(eps)/s)²) with d = x - mean(x), u = d/s (module docstring)."""
-    d = emit.sub(x=x, y=mean_of_scaled(emit, x, axes))
-    s = row_scale(emit, d, axes, scale_floor(eps))
-    u = emit.real_div(x=d, y=s)
-    variance = emit.reduce_mean(x=emit.square(x=u), axes=axes, keep_dims=True)
-    return emit.mul(x=u, y=inv_sqrt(emit, emit.add(x=variance, y=eps_term(emit, eps, s))))
+    return rescaled_rms(emit, emit.sub(x=x, y=mean_of_scaled(emit, x, axes)), axes, eps)
 
 
 def rescale_chain(match, emit):
@@ -70,7 +66,7 @@ def rescale_chain(match, emit):
 def rescale_native(match, emit):
     """Rewrite of a native layer_norm over its trailing axes: the rescaled chain, then gamma, beta."""
     op = match.root
-    y = rescaled(emit, op.inputs["x"], native_axes(op), float(op.inputs["epsilon"].val))
+    y = rescaled(emit, op.inputs["x"], op_axes(op), float(op.inputs["epsilon"].val))
     if op.inputs.get("gamma") is not None:
         y = emit.mul(x=y, y=op.inputs["gamma"])
     if op.inputs.get("beta") is not None:
@@ -78,16 +74,10 @@ def rescale_native(match, emit):
     return y
 
 
-def native_axes(op) -> list[int]:
-    rank = op.inputs["x"].rank
-    axes = op.inputs.get("axes")
-    return [int(a) % rank for a in axes.val] if axes is not None else list(range(rank))
-
-
 def trailing_axes(match) -> str | None:
     """Check of the native member's rewrite: gamma and beta broadcast only over trailing axes."""
     op = match.root
-    axes = sorted(native_axes(op))
+    axes = sorted(op_axes(op))
     if axes != list(range(op.inputs["x"].rank - len(axes), op.inputs["x"].rank)):
         return f"normalises axes {axes}, not the trailing ones gamma and beta broadcast over"
     return None

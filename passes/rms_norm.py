@@ -20,9 +20,8 @@ from milguard import fp16
 from milguard.families import Family, Member
 from milguard.pattern import Bind, P, Rule, either, maybe_cast
 
-from ._common import (AXES, EPS, GAMMA, X, axes_of, eps_term, eps_value, inv_sqrt, last_or_channel_axis, mean,
-                      normalize, numerator, rescaled_normalize, row_scale, scale_floor, scaled, square,
-                      square_risk)
+from ._common import (AXES, EPS, GAMMA, X, axes_of, eps_value, last_or_channel_axis, mean, normalize, numerator,
+                      rescaled_normalize, rescaled_rms, scaled, square, square_risk)
 
 
 def _weighted(normed):
@@ -46,17 +45,9 @@ _u, _s = scaled(maybe_cast(X))
 RESCALED = _weighted(rescaled_normalize(_u, _s))
 
 
-def rescaled(emit, x, axes: list[int], eps: float):
-    """u · rsqrt(mean(u²) + (sqrt(eps)/s)²) with u = x/s (module docstring)."""
-    s = row_scale(emit, x, axes, scale_floor(eps))
-    u = emit.real_div(x=x, y=s)
-    mean_square = emit.reduce_mean(x=emit.square(x=u), axes=axes, keep_dims=True)
-    return emit.mul(x=u, y=inv_sqrt(emit, emit.add(x=mean_square, y=eps_term(emit, eps, s))))
-
-
 def rescale(match, emit):
-    """Rewrite: the normalised value, rescaled; the weight tail reads it as before."""
-    return rescaled(emit, numerator(match), axes_of(match), eps_value(match))
+    """Rewrite: the normalised value, rescaled (module docstring); the weight tail reads it as before."""
+    return rescaled_rms(emit, numerator(match), axes_of(match), eps_value(match))
 
 
 def inflated_eps_risk(match, evidence) -> str | None:
@@ -72,12 +63,6 @@ def inflated_eps_risk(match, evidence) -> str | None:
     return None
 
 
-def risk(match, evidence) -> str | None:
-    if match.rule.name == "rms_norm.max_abs_rescaled":
-        return inflated_eps_risk(match, evidence)
-    return square_risk(match, evidence)
-
-
 FAMILY = Family(
     "rms_norm", "RMSNorm",
     "w·x/sqrt(mean(x²) + eps); x² overflows fp16 once |x| > 255.9",
@@ -85,10 +70,10 @@ FAMILY = Family(
         Member(Rule("rms_norm.rescaled", RESCALED, check=last_or_channel_axis, benefit=25), safe=True),
         Member(Rule("rms_norm.max_abs_rescaled", MAX_ABS_RESCALED, check=last_or_channel_axis, benefit=20,
                     rewrite=rescale, replaces="normalized"),
-               core=("square", "var", "add_eps", "inv_std", "rms"), rescale_passes=0),
+               core=("square", "var", "add_eps", "inv_std", "rms"), rescale_passes=0, risk=inflated_eps_risk),
         Member(Rule("rms_norm.decomposed", DECOMPOSED, check=last_or_channel_axis, benefit=10,
                     rewrite=rescale, replaces="normalized"),
                core=("square", "var", "add_eps", "inv_std"), rescale_passes=3),
     ),
-    risk=risk,
+    risk=square_risk,
 )

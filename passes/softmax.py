@@ -22,7 +22,7 @@ from milguard import fp16
 from milguard.families import Family, Member
 from milguard.pattern import Any, Bind, P, Rule, either
 
-from ._common import row_length
+from ._common import axes_of, keep_dims, op_axes, row_length
 
 LOGITS = Bind("x")
 AXES = Bind("axes", const=True)
@@ -47,9 +47,7 @@ SDPA = P.scaled_dot_product_attention(query=Bind("q"), key=Bind("k"), value=Any(
 # ---- rewrites: the max-shifted forms --------------------------------------------------------------
 
 def _axes(match) -> list[int]:
-    if "axes" in match.bindings:
-        return [int(a) for a in match.bindings["axes"].val]
-    return [int(match.bindings["axis"].val)]
+    return axes_of(match) if "axes" in match.bindings else [int(match.bindings["axis"].val)]
 
 
 def _shift(emit, x, axes):
@@ -73,11 +71,10 @@ def shifted_log_softmax(match, emit):
 def shifted_log_sum_exp(match, emit):
     """m + log(sum(exp(x - m))), with reduce_log_sum_exp's own axes and keep_dims."""
     op, x = match.root, match.bindings["x"]
-    axes = [int(a) for a in op.inputs["axes"].val] if op.inputs.get("axes") is not None else list(range(x.rank))
-    keep = bool(op.inputs["keep_dims"].val) if op.inputs.get("keep_dims") is not None else False
+    axes, keep = op_axes(op), keep_dims(op)
     m = emit.reduce_max(x=x, axes=axes, keep_dims=True)
     total = emit.reduce_sum(x=emit.exp(x=emit.sub(x=x, y=m)), axes=axes, keep_dims=keep)
-    return emit.add(x=emit.log(x=total), y=m if keep else emit.reduce_max(x=x, axes=axes, keep_dims=False))
+    return emit.add(x=emit.log(x=total), y=m if keep else emit.squeeze(x=m, axes=axes))
 
 
 # ---- risk -----------------------------------------------------------------------------------------
@@ -87,9 +84,7 @@ def _row(match) -> int | None:
     if op.op_type == "softmax":
         return row_length(match.bindings["x"], [int(op.inputs["axis"].val) if "axis" in op.inputs else -1])
     if op.op_type == "reduce_log_sum_exp":
-        x = match.bindings["x"]
-        axes = op.inputs.get("axes")
-        return row_length(x, [int(a) for a in axes.val] if axes is not None else list(range(x.rank)))
+        return row_length(match.bindings["x"], op_axes(op))
     if "axes" in match.bindings or "axis" in match.bindings:
         return row_length(match.bindings["x"], _axes(match))
     return None
@@ -156,19 +151,9 @@ def logits_overflow(match, evidence) -> str | None:
     return None
 
 
-RISKS = {
-    "softmax.decomposed": lambda m, e: (naive_exp(m, e) if m.labels.get("shift") == "naive" else long_rows(m, e)),
-    "softmax.log_softmax": long_rows,
-    "softmax.log_softmax_naive": naive_exp,
-    "softmax.log_of_softmax": log_of_small,
-    "softmax.native": long_rows,
-    "softmax.native_log_sum_exp": log_sum_exp_overflow,
-    "softmax.native_attention": logits_overflow,
-}
-
-
-def risk(match, evidence) -> str | None:
-    return RISKS[match.rule.name](match, evidence)
+def decomposed_risk(match, evidence) -> str | None:
+    """The naive exp of an unshifted decomposed softmax; the row sum of a shifted one."""
+    return (naive_exp if match.labels.get("shift") == "naive" else long_rows)(match, evidence)
 
 
 def _naive_only(match) -> str | None:
@@ -180,16 +165,16 @@ FAMILY = Family(
     "exp(x − max)/sum; an unshifted exp overflows fp16 once x > 11.09, log(p) loses p < 6.1e-5",
     members=(
         Member(Rule("softmax.decomposed", DECOMPOSED, benefit=10, rewrite=shifted_softmax),
-               core=("exp", "sum", "div"), rescale_passes=2, rescalable=_naive_only),
+               core=("exp", "sum", "div"), rescale_passes=2, rescalable=_naive_only, risk=decomposed_risk),
         Member(Rule("softmax.log_softmax", LOG_SOFTMAX_SHIFTED, benefit=12), core=("exp", "sum", "log")),
         Member(Rule("softmax.log_softmax_naive", LOG_SOFTMAX_NAIVE, benefit=11, rewrite=shifted_log_softmax),
-               core=("exp", "sum", "log"), rescale_passes=2),
+               core=("exp", "sum", "log"), rescale_passes=2, risk=naive_exp),
         Member(Rule("softmax.log_of_softmax", LOG_OF_SOFTMAX, benefit=5, rewrite=shifted_log_softmax),
-               rescale_passes=3),
+               rescale_passes=3, risk=log_of_small),
         Member(Rule("softmax.native", P.softmax(x=LOGITS)), native=True),
         Member(Rule("softmax.native_log_sum_exp", P.reduce_log_sum_exp(x=LOGITS), rewrite=shifted_log_sum_exp),
-               native=True, rescale_passes=4),
-        Member(Rule("softmax.native_attention", SDPA), native=True, remedies=()),
+               native=True, rescale_passes=4, risk=log_sum_exp_overflow),
+        Member(Rule("softmax.native_attention", SDPA), native=True, remedies=(), risk=logits_overflow),
     ),
-    risk=risk,
+    risk=long_rows,
 )

@@ -45,7 +45,3 @@ def _declared(tree: ast.Module) -> Entry | None:
                 return Entry(*texts)
     return None
 
-
-def help_text() -> str:
-    """'layer_norm, rms_norm, ...' for an option's help."""
-    return ", ".join(e.name for e in catalogue())

@@ -36,7 +36,8 @@ class Member:
     model charges them as element-wise ops). ``rescalable(match)``: why the rewrite does not apply
     to this match, or None (every match of a rule with a rewrite qualifies when it is not given).
     ``remedies``: the remedies this member allows, when it allows fewer than its family (a member
-    kept for audits only allows none).
+    kept for audits only allows none). ``risk``: the member's own risk test, when it is not its
+    family's (see :class:`Family`).
     """
 
     rule: Rule
@@ -46,6 +47,7 @@ class Member:
     rescale_passes: int = 0
     rescalable: Callable[[Match], str | None] | None = None
     remedies: tuple[str, ...] | None = None
+    risk: Callable[[Match, "Evidence"], str | None] | None = None
 
     def rescale_blocker(self, match: Match) -> str | None:
         """Why the rescale rewrite cannot be applied to ``match`` (None when it can)."""
@@ -59,7 +61,7 @@ class Family:
     """A pattern family: its members, its risk and the remedies it allows.
 
     ``risk(match, evidence)`` returns why the match is in danger in fp16 (naming the bound or the
-    calibrated value), or None when the evidence shows it safe. ``remedies`` lists what may be
+    calibrated value), or None when the evidence shows it safe; a member may bring its own. ``remedies`` lists what may be
     applied when it is at risk, among ``"rescale"`` (the member's rewrite, when it has one) and
     ``"fp32"`` (an fp32 island).
     """

@@ -174,7 +174,7 @@ def decide_match(match: Match, ctx: Context) -> Decision:
     module = next((p for p in (module_path(op) for op in match.ops) if p), None)
     ev = ctx.evidence(match.function)
     try:
-        risk = fam.risk(match, ev) if state != "rescaled" else None
+        risk = (member.risk or fam.risk)(match, ev) if state != "rescaled" else None
     except Exception as exc:  # noqa: BLE001 - a failing risk test must not read as "safe"
         risk = f"the risk check failed ({type(exc).__name__}: {exc}); treated as at risk"
 
