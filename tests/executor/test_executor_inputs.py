@@ -115,3 +115,15 @@ def test_stateful_model_calibrates_from_zeros_as_core_ml_starts_it(stateful):
     assert acc.lo == pytest.approx(-1, abs=1e-3) and acc.hi == pytest.approx(1, abs=1e-3)
     report = milguard.audit(path, calibration={"x": x}).to_dict()
     assert {p["kind"] for p in report["patterns"]} >= {"layer_norm", "softmax"}
+
+
+def test_a_state_input_is_bound_in_its_declared_dtype():
+    """A float32 array given for an fp16 state holds fp16 values inside the run, as Core ML keeps it."""
+    @mb.program(input_specs=[mb.StateTensorSpec((1, 4), dtype=types.fp16), mb.TensorSpec((1, 4), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def prog(acc, x):
+        return mb.add(x=mb.read_state(input=acc), y=x)
+    executor = milguard.executor.prepare(prog)
+    bound = {var.name: value for var, value in executor.bind_inputs(
+        {"acc": np.full((1, 4), 0.1, F32), "x": np.ones((1, 4), F16)}).items()}
+    assert bound["acc"].dtype == F16 and bound["acc"][0, 0] == F16(0.1)

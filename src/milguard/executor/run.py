@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import MilguardError, ModelError, UnsupportedOpError
-from ..mil import Block, Function, Loaded, Program, Var, iter_ops, load, np_dtype, op_inputs
+from ..mil import Block, Function, Loaded, Program, Var, dtype_name, iter_ops, load, np_dtype, op_inputs
 from ..mil.inputs import DeclaredInput, declared_inputs
 from ..mil.shapes import tensor_info
 from ..mil.values import materialized
@@ -48,7 +48,7 @@ def _function(program: Program, function: str) -> Function:
 def declared(model: Any, function: str = "main") -> dict[str, DeclaredInput]:
     """What ``function`` of ``model`` declares about its inputs (flexible-dim bounds from the
     model's description where it has one); see :mod:`milguard.mil.inputs`."""
-    loaded = model if isinstance(model, Loaded) else load(model)
+    loaded = load(model)
     return declared_inputs(_function(loaded.program, function), loaded.spec, function)
 
 
@@ -56,9 +56,10 @@ _STORAGE = {name: np.dtype(np_dtype(name)) for name in _NUMERIC}
 
 
 def storage_dtype(var: Var) -> np.dtype | None:
-    """numpy dtype a var's values are stored in; None for strings, lists and other non-numeric types."""
+    """numpy dtype a var's values are stored in (a state's: its tensor's); None for strings, lists and
+    other non-numeric types."""
     info = tensor_info(var)                    # memoized per MIL type: preparing pays no type introspection
-    return _STORAGE.get(info[0]) if info is not None else None
+    return _STORAGE.get(info[0] if info is not None else dtype_name(var))
 
 
 def _static_shape(var: Var) -> tuple[int, ...] | None:
@@ -194,9 +195,8 @@ def prepare(model: Any, *, accumulate: str = "fp32", function: str = "main") -> 
 
     Raises UnsupportedOpError if any op (nested blocks included) lacks a kernel.
     """
-    loaded = model if isinstance(model, Loaded) else load(model)
-    fn = _function(loaded.program, function)
-    return Executor(fn, accumulate, declared_inputs(fn, loaded.spec, function))
+    loaded = load(model)
+    return Executor(_function(loaded.program, function), accumulate, declared(loaded, function))
 
 
 def run(model: Any, inputs: Mapping[str, Any], *, trace: bool = False, accumulate: str = "fp32",
