@@ -293,7 +293,7 @@ def _write_reports(report: Any, args: argparse.Namespace, outputs: Outputs, prog
         target = getattr(args, kind)
         if target is None:
             continue
-        if target == "-":
+        if kind == "json" and target == "-":      # only JSON goes to stdout (_outputs stages every other "-")
             stdout.append((kind, render()))
             continue
         with progress.step(f"writing {target}"):

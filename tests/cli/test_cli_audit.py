@@ -51,6 +51,14 @@ def test_json_to_stdout_has_no_summary(cli, packages):
     assert d["findings"] == [] and d["summary"]["patterns"] == 1
 
 
+def test_html_dash_is_a_file_named_dash(cli, packages, tmp_path, monkeypatch):
+    """Only --json takes "-" for stdout; --html - writes the page to a file named -, as staged."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("audit", packages["clean"], "--html", "-", "-q")
+    assert (code, out, err) == (0, "", "")
+    assert (tmp_path / "-").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
 def test_html_report_is_self_contained(cli, packages, tmp_path):
     page = tmp_path / "audit.html"
     code, _, _ = cli("audit", packages["rms"], "--calibration", packages["planted"], "--html", page)
