@@ -58,7 +58,12 @@ def norm_count(d, s, forms: tuple[str, ...], ctx) -> float | None:
         if not bool(param_value(mean, ctx, "keep_dims", False)) or squared_of(mean.x) is not d:
             continue
         n = ctx.count(mean.x, const_axes(mean, ctx))
-        # the computed mean may fall short of the exact one by its accumulation error θ
-        theta = (n - 1) * ctx.u(mean) + (2.0 ** -10 if dtype_name(mean.outputs[0]) == "fp16" else 2.0 ** -22)
+        theta = mean_shortfall(mean, n, ctx)
         return n / (1.0 - theta) if theta < 0.5 else None
     return None
+
+
+def mean_shortfall(mean, n: float, ctx) -> float:
+    """θ: how far (relatively) the computed ``mean`` of n non-negative terms may fall short of the
+    exact one: its accumulation error, plus the rounding of its fp16 (or fp32) result."""
+    return (n - 1) * ctx.u(mean) + (2.0 ** -10 if dtype_name(mean.outputs[0]) == "fp16" else 2.0 ** -22)

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..mil import const_value, dtype_name
+from ..mil import const_value
 from .interval import Interval
+from .normalized import mean_shortfall, squared_of
 
 SLACK = 1.01
 
@@ -140,19 +141,6 @@ def sub(op: Any, ctx: Any, plain: Interval) -> Interval:
     return plain
 
 
-def _squared(var: Any) -> Any:
-    op = getattr(var, "op", None)
-    if op is None:
-        return None
-    if op.op_type == "square" or (op.op_type == "mul" and op.inputs["x"] is op.inputs["y"]):
-        return op.inputs["x"]
-    if op.op_type == "pow":
-        p = const_value(op.inputs["y"])
-        if p is not None and np.all(np.asarray(p) == 2.0):
-            return op.inputs["x"]
-    return None
-
-
 def add(op: Any, ctx: Any, plain: Interval) -> Interval:
     """``t + mean(u²)`` of a rescaled norm is bounded away from 0 (module docstring)."""
     parts = _rescaled_sum(op, ctx)
@@ -181,10 +169,10 @@ def _rescaled_sum(add_op: Any, ctx: Any, numerator: Any = None) -> tuple[float, 
     ``s = maximum(reduce_max(|d|), f)``, f > 0 (and u is ``numerator`` when given)."""
     for m, t in ((add_op.inputs["x"], add_op.inputs["y"]), (add_op.inputs["y"], add_op.inputs["x"])):
         mean = _op(m, "reduce_mean")
-        ratio = _op(_squared(t), "real_div")
+        ratio = _op(squared_of(t), "real_div")
         if mean is None or ratio is None or not _kept(mean):
             continue
-        u = _squared(mean.inputs["x"])
+        u = squared_of(mean.inputs["x"])
         scaled = _op(u, "real_div")
         if scaled is None or (numerator is not None and u is not numerator):
             continue
@@ -194,7 +182,7 @@ def _rescaled_sum(add_op: Any, ctx: Any, numerator: Any = None) -> tuple[float, 
         if peak is None or peak[0] is not scaled.inputs["x"] or peak[2] <= 0 or r is None or ratio.inputs["y"] is not s:
             continue
         n = ctx.count(mean.inputs["x"], _axes(mean))
-        theta = (n - 1) * ctx.u(mean) + (2.0 ** -10 if dtype_name(mean.outputs[0]) == "fp16" else 2.0 ** -22)
+        theta = mean_shortfall(mean, n, ctx)
         if not math.isfinite(n) or theta >= 0.5:
             return None
         return n, theta, r, peak[2]
