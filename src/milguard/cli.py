@@ -274,14 +274,9 @@ def _input_ranges(values: Sequence[str] | None, fn: Any,
 def _calibration(paths: Sequence[str] | None, loaded: Any, function: str) -> list[dict[str, Any]] | None:
     """Read every npz now and check it against the model's inputs (one-line errors before any work;
     :func:`milguard.executor.inputs.check_inputs`, as ``milguard.run`` and calibration do)."""
-    from .analysis.calibrate import load_samples
-    from .executor.inputs import check_inputs
-    from .executor.run import declared
+    from .analysis.calibrate import checked_samples
 
-    if not paths:
-        return None
-    inputs = declared(loaded, function)
-    return [check_inputs(inputs, load_samples(path)[0], str(path)) for path in paths]
+    return checked_samples(loaded, [str(p) for p in paths], function) if paths else None
 
 
 def _write_reports(report: Any, args: argparse.Namespace, outputs: Outputs, progress: Progress,

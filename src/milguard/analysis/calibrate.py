@@ -45,11 +45,6 @@ class Calibration:
         return got is not None and (got.may_nan or got.has_inf)
 
 
-def load_samples(calibration: Any) -> list[dict[str, np.ndarray]]:
-    """Normalise the accepted calibration forms to a list of {input name: array}."""
-    return [sample for _, sample in labelled_samples(calibration)]
-
-
 def labelled_samples(calibration: Any) -> list[tuple[str, dict[str, np.ndarray]]]:
     """(where, sample) per sample: the .npz path, or "calibration sample i" for a dict."""
     if isinstance(calibration, (str, os.PathLike)):
