@@ -93,6 +93,7 @@ from ..errors import MilguardError, ModelError
 from ..families import families, family
 from ..mil import converted_program, dtype_name, iter_ops, load, module_path, program_state
 from ..mil.names import sanitized_op_name, sanitized_var_name
+from .display import number
 
 log = logging.getLogger("milguard")
 
@@ -117,12 +118,6 @@ def jsonable(x: Any) -> Any:
     if hasattr(x, "item") and callable(x.item):       # numpy scalars
         return jsonable(x.item())
     return x
-
-
-def _number(x: Any) -> float:
-    if isinstance(x, str):
-        return float(x)          # "inf", "-inf", "nan" parse as floats
-    return float(x) if x is not None else math.nan
 
 
 @dataclass
@@ -348,7 +343,7 @@ def _pass_findings(metadata: Mapping[str, str], function: str) -> list[Finding]:
         out = []
         for d in items:
             d = dict(d, source="pass")
-            d["magnitude"], d["limit"] = _number(d.get("magnitude")), _number(d.get("limit"))
+            d["magnitude"], d["limit"] = number(d.get("magnitude")), number(d.get("limit"))
             out.append(Finding.from_dict(d))
         return out
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -22,7 +22,7 @@ def devices_of(d: Mapping[str, Any]) -> dict[str, str]:
 
 
 def gating(d: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The error and warning findings that count (not superseded by calibration)."""
+    """The error and warning findings that count (not superseded or ignored)."""
     return [f for f in d["findings"] if f["severity"] in ("error", "warning") and is_active(f)]
 
 

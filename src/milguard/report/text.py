@@ -10,6 +10,7 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..analysis.findings import is_active
+from .display import gating, pass_kind
 
 SEVERITY_ORDER = ("error", "warning", "info")
 MAX_FINDINGS = 40          # rows of error/warning findings shown; the rest are counted
@@ -28,10 +29,10 @@ def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     def counts(d: Mapping[str, Any]) -> dict[str, int]:
         s = d["summary"]
         by_sev, by_kind = s["findings"]["by_severity"], s["findings"]["by_kind"]
-        gating = [f for f in d["findings"] if f["severity"] in ("error", "warning") and is_active(f)]
+        counted = gating(d)
         return {"fp16 ops": s["fp16_ops"], "fp32 ops": s["fp32_ops"],
                 **{f"{k} findings": by_sev.get(k, 0) for k in SEVERITY_ORDER},
-                **{f"  {k} (error/warning)": sum(f["kind"] == k for f in gating)
+                **{f"  {k} (error/warning)": sum(f["kind"] == k for f in counted)
                    for k in sorted(set(by_kind))},
                 "transitions": ((d.get("placement") or {}).get("summary") or {}).get("transitions", 0)}
 
@@ -112,7 +113,7 @@ def _findings(d: Mapping[str, Any], max_findings: int) -> str:
         return "\n".join([head, *quiet])
     modules = any(f.get("module") for f in shown)       # a saved package carries no torch scopes
     rows = [(f["severity"], f["kind"], f["op"], f["op_type"], *((f.get("module") or "-",) if modules else ()),
-             f["source"], _short_pass(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
+             f["source"], pass_kind(f.get("covered_by")), f["message"]) for f in shown[:max_findings]]
     head_row = ("severity", "kind", "op", "type", *(("module",) if modules else ()), "source", "fix", "message")
     lines = [head, *table(rows, head_row, indent=2)]
     if len(shown) > max_findings:
@@ -169,10 +170,6 @@ def table(rows: Iterable[Sequence[str]], headers: Sequence[str], indent: int = 0
         return (pad + body + "  " + cells[-1]).rstrip() if len(cells) > 1 else pad + cells[0]
 
     return [line(headers), *(line(r) for r in rows)]
-
-
-def _short_pass(name: str | None) -> str:
-    return name.split("::keep_fp32_")[-1] if name else "-"
 
 
 def _num(x: Any) -> str:
