@@ -126,7 +126,6 @@ def _fix(args: argparse.Namespace) -> int:
         fn = _function(loaded, model, args.function)
         ranges = _all_input_ranges(args, settings, fn)
         samples = _calibration(args.calibration, loaded, args.function)
-        Options.make(**options, input_ranges=ranges or None)
         before = _run_audit(progress, loaded, model, ranges, samples, args).to_dict()
         with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
             fixed = keep_fp32(loaded, output=outputs.path("-o"), input_ranges=ranges or None,
@@ -146,9 +145,8 @@ def _fix(args: argparse.Namespace) -> int:
 
 def _decision_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options that decide what each region gets (the same for audit and fix)."""
-    return {"remedy": args.remedy, "compute_units": args.compute_units, "scope": getattr(args, "scope", None),
-            "families": _split(getattr(args, "families", None)), "exclude": _split(getattr(args, "exclude", None)),
-            "keep_native": getattr(args, "keep_native", None)}
+    return {"remedy": args.remedy, "compute_units": args.compute_units, "scope": args.scope,
+            "families": _split(args.families), "exclude": _split(args.exclude), "keep_native": args.keep_native}
 
 
 def _run_audit(progress: Progress, loaded: Any, model: Path, ranges: dict, samples: Any,
