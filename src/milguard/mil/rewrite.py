@@ -4,10 +4,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import numpy as np
 from coremltools.converters.mil import Block, Builder as mb, Operation, Var
 from coremltools.converters.mil.mil.scope import ScopeInfo, ScopeSource
 
-from .core import iter_ops
+from .core import iter_ops, np_dtype
 
 
 @contextmanager
@@ -78,20 +79,16 @@ class Emit:
 
     def __init__(self, anchor: Operation, taken: set[str], base: str, float_dtype: str):
         self.anchor, self.taken, self.base, self.float_dtype = anchor, taken, base, float_dtype
-        self.built: list[Operation] = []
+        self.count = 0                         # ops built so far (numbers their names)
 
     def const(self, value: Any) -> Any:
-        import numpy as np
-
-        from .core import np_dtype
         return np.asarray(value, dtype=np_dtype(self.float_dtype))
 
     def op(self, op_type: str, **kwargs: Any) -> Any:
-        name = fresh(self.taken, f"{self.base}_{len(self.built)}_{op_type}")
+        name = fresh(self.taken, f"{self.base}_{self.count}_{op_type}")
         with scopes_like(self.anchor):
             out = getattr(mb, op_type)(**kwargs, name=name, before_op=self.anchor)
-        first = out[0] if isinstance(out, (list, tuple)) else out
-        self.built.append(first.op)
+        self.count += 1
         return out
 
     def __getattr__(self, op_type: str) -> Any:

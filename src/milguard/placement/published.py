@@ -24,12 +24,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+import coremltools as ct
 import numpy as np
 
 from milguard.mil import Program, load, mb, types
 
-from .ground_truth import Agreement, GroundTruth, compare, load as load_dump
-from .predict import as_function, predict
+from .ground_truth import Agreement, GroundTruth, evaluate, load as load_dump
 from .rules import REGION_RULES, RULES
 
 PLANS = Path(__file__).parent / "published_plans"
@@ -44,7 +44,6 @@ def _w(*shape: int) -> np.ndarray:
 # --------------------------------------------------------------------------- rebuilt programs
 def vx_matmul(n: int) -> Program:
     """Vx#435/#436: fp32 inputs a, b -> cast fp16 -> matmul -> cast fp32."""
-    import coremltools as ct
     spec = mb.TensorSpec(shape=(n, n), dtype=types.fp32)
 
     def body(a, b):
@@ -56,7 +55,6 @@ def vx_matmul(n: int) -> Program:
 
 def vx_sdpa(shape: tuple[int, ...], dtype: str) -> Program:
     """Vx#437: one fused ios18 scaled_dot_product_attention on q, k, v of ``shape``."""
-    import coremltools as ct
     spec = mb.TensorSpec(shape=shape, dtype=types.string_to_builtin(dtype))
     return mb.program(input_specs=[spec] * 3, opset_version=ct.target.iOS18)(
         lambda q, k, v: mb.scaled_dot_product_attention(query=q, key=k, value=v, name="attn"))
@@ -64,8 +62,6 @@ def vx_sdpa(shape: tuple[int, ...], dtype: str) -> Program:
 
 def voxcpm_rmsnorm_conv() -> Program:
     """VoxCPMANE#15: fp16 x·rsqrt(mean(x²) + eps) on (1, C, 1, S), then a 1×1 conv projection."""
-    import coremltools as ct
-
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1024, 1, 128), dtype=types.fp16)],
                 opset_version=ct.target.iOS18)
     def prog(x):
@@ -81,8 +77,6 @@ def voxcpm_rmsnorm_conv() -> Program:
 
 def rfdetr_query_selection() -> Program:
     """RF-DETR#1495: two-stage topk over class scores, then gathers of boxes and features."""
-    import coremltools as ct
-
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 300, 256), dtype=types.fp16)],
                 opset_version=ct.target.iOS17)
     def prog(x):
@@ -107,14 +101,12 @@ def rfdetr_query_selection() -> Program:
 
 def _converted(prog: Program, **convert_kwargs: Any) -> Program:
     """``prog`` through ``ct.convert`` (default pipeline, as the publisher ran it), reloaded."""
-    import coremltools as ct
     return load(ct.convert(prog, convert_to="mlprogram", skip_model_load=True, **convert_kwargs)).program
 
 
 def fino_single_op(kind: str) -> Program:
     """Sequins-dev/fino tests/fixtures/coreml/generate.py: one (1,256)x(256,256) matmul with both
     operands as inputs, or one 64->64 3x3 conv on (1,64,32,32), converted FLOAT16 for iOS16."""
-    import coremltools as ct
     if kind == "matmul":
         @mb.program(input_specs=[mb.TensorSpec(shape=(1, 256)), mb.TensorSpec(shape=(256, 256))])
         def prog(x, w):
@@ -131,7 +123,6 @@ def fino_single_op(kind: str) -> Program:
 def fino_stack(runtime_weights: bool) -> Program:
     """Sequins-dev/fino generate.py: eight (256,768)x(768,768) matmuls, each followed by relu, with
     fp16 input; the weights are constants, or (``runtime_weights``) eight more fp16 inputs."""
-    import coremltools as ct
     x_spec = mb.TensorSpec(shape=(256, 768))
     if runtime_weights:
         @mb.program(input_specs=[x_spec] + [mb.TensorSpec(shape=(768, 768)) for _ in range(8)])
@@ -156,7 +147,6 @@ def fino_stack(runtime_weights: bool) -> Program:
 def higgs_int8_conv(channels: int) -> Program:
     """dusterbloom/higgs benchmarks/ane_int8_mlpackage_probe: a 1x1 conv whose int8 weights
     (channels x channels) go through constexpr_affine_dequantize, on a (1, C, 1, 16) fp16 input."""
-    import coremltools as ct
     if channels == 64:
         w = np.array([(i % 127) - 63 for i in range(64 * 64)], dtype=np.int8).reshape(64, 64, 1, 1)
     else:
@@ -240,10 +230,7 @@ class PublishedPlan:
         return PROGRAMS[self.meta["program"]]()
 
     def evaluate(self) -> Agreement:
-        prog = self.program()
-        fn = as_function(prog)
-        placed = predict(fn, compute_units=self.truth.compute_units or "ALL", chip=self.meta.get("chip") or "M1")
-        return compare(placed, self.truth, function=fn)
+        return evaluate(self.program(), self.truth, chip=self.meta.get("chip") or "M1")
 
 
 @lru_cache(maxsize=None)

@@ -52,17 +52,15 @@ def island_cost(ops: Iterable[Any], boundary: Iterable[Any], device: str, comput
     """An fp32 island of ``ops`` whose region is expected on ``device`` in fp16; ``boundary`` are
     the vars crossing into and out of it."""
     model = model or CostModel()
-    facts = [op_facts(op) for op in ops]
+    alt = ISLAND_DEVICE[compute_units] if device == "ane" else device    # where the island runs
     crossing = sum(numel(v) for v in boundary)
-    casts = model.op_time(device if device != "ane" else ISLAND_DEVICE[compute_units], 0,
-                          crossing * (FP16_BYTES + FP32_BYTES))
+    casts = model.op_time(alt, 0, crossing * (FP16_BYTES + FP32_BYTES))
+    moved = 0.0                            # the region's ops at fp32 width on alt, less their fp16 time on device
+    for facts in map(op_facts, ops):
+        fp16_bytes = _fp16_bytes(facts)
+        moved += model.op_time(alt, facts.flops, 2 * fp16_bytes) - model.op_time(device, facts.flops, fp16_bytes)
     if device != "ane":
-        wider = sum(model.op_time(device, f.flops, 2 * _fp16_bytes(f)) - model.op_time(device, f.flops, _fp16_bytes(f))
-                    for f in facts)
-        return RemedyCost(0, (casts + wider) * 1e6)
-    alt = ISLAND_DEVICE[compute_units]
-    moved = sum(model.op_time(alt, f.flops, 2 * _fp16_bytes(f)) - model.op_time("ane", f.flops, _fp16_bytes(f))
-                for f in facts)
+        return RemedyCost(0, (casts + moved) * 1e6)
     total = (2 * model.switch("ane", alt) + model.dispatch_floor[alt] + model.dispatch_floor["ane"]
              + model.copy_time(crossing * FP16_BYTES, cross_precision=True) + casts + moved)
     return RemedyCost(2, total * 1e6)
