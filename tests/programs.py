@@ -172,3 +172,28 @@ def deep_chain(length: int, shape=(2, 3, 16), dtype=types.fp16, opset=ct.target.
         return mb.softmax(x=mb.matmul(x=v, y=v, transpose_y=True), axis=-1, name="probs")
 
     return mb.program(input_specs=[mb.TensorSpec(shape=shape, dtype=dtype)], opset_version=opset)(body)
+
+
+def rescaled(prog, *, casting=True, **opts):
+    """``prog`` with its regions rewritten by the rescale remedy, decided as inside ``ct.convert``
+    (``casting``: an fp32 program that ``add_fp16_cast`` will make fp16) or as for an fp16 package;
+    at least one region must be rescaled."""
+    from milguard.actions.apply import carry_out
+    from milguard.actions.decide import Context, decide
+    from milguard.actions.options import Options
+
+    options = Options.make(remedy="rescale", **opts)
+    ctx = Context(prog, options, casting=casting)
+    pairs = decide(prog, options, context=ctx)
+    assert "rescale" in {d.remedy for _, d in pairs}, pairs
+    carry_out(prog, pairs, ctx)
+    prog.validate()
+    return prog
+
+
+def signature(model):
+    """(op type, output dtype) of every non-const op of ``model``'s main function, in order."""
+    from milguard.mil import dtype_name, iter_ops, load
+
+    fn = load(model).program.functions["main"]
+    return [(op.op_type, dtype_name(op.outputs[0])) for op in iter_ops(fn) if op.op_type != "const"]

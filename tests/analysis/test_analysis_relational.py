@@ -16,9 +16,6 @@ import coremltools as ct
 
 import programs as P
 from traces import check_within
-from milguard.actions.apply import carry_out
-from milguard.actions.decide import Context, decide
-from milguard.actions.options import Options
 from milguard.analysis.ranges import propagate
 from milguard.executor import run
 from milguard.mil import mb, types
@@ -44,13 +41,7 @@ def rescaled(form: str, dtype: str):
     else:
         prog = mb.program(input_specs=[mb.TensorSpec(shape=shape, dtype=types.fp32)],
                           opset_version=ct.target.iOS17)(body)
-    options = Options.make(remedy="rescale")
-    ctx = Context(prog, options, casting=dtype == "fp32")     # an fp32 program is decided as before the cast
-    pairs = decide(prog, options, context=ctx)
-    assert "rescale" in {d.remedy for _, d in pairs}, pairs
-    carry_out(prog, pairs, ctx)
-    prog.validate()
-    return prog
+    return P.rescaled(prog, casting=dtype == "fp32")         # an fp32 program is decided as before the cast
 
 
 PROGRAMS = {(f, d): rescaled(f, d) for f in FORMS for d in ("fp32", "fp16")}

@@ -7,9 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from file_trees import MODEL_FILE
 from milguard.errors import MilguardError, ModelError
-
-MODEL_FILE = ("Data", "com.apple.CoreML", "model.mlmodel")
 
 
 def _bad(cli, tmp_path, *argv, says: str, command: str = "audit"):

@@ -1,31 +1,23 @@
 """`milguard fix`: a new package with the remedies applied, audits before and after, the input untouched."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 
+from file_trees import tree_digest
 from milguard.mil import dtype_name, iter_ops, load
-
-
-def _digest(pkg) -> str:
-    h = hashlib.sha256()
-    for p in sorted(pkg.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(pkg).as_posix().encode() + p.read_bytes())
-    return h.hexdigest()
 
 
 def _fix_and_audit(cli, packages, tmp_path, *options):
     """fix the planted-overflow package (calibrated), check the before/after counts, audit the result."""
     out = tmp_path / "fixed.mlpackage"
-    digest = _digest(packages["rms"])
+    digest = tree_digest(packages["rms"])
     assert cli("audit", packages["rms"], "--calibration", packages["planted"], "--fail-on", "overflow")[0] == 1
     code, text, err = cli("fix", packages["rms"], "-o", out, "--calibration", packages["planted"],
                           "--fail-on", "overflow", *options)
     assert code == 0, err
-    assert _digest(packages["rms"]) == digest                 # the input is never modified
+    assert tree_digest(packages["rms"]) == digest                 # the input is never modified
     assert text.startswith(f"before: {packages['rms']}") and f"\nafter: {out}" in text
     compare = {line.rsplit(None, 2)[0].strip(): line.split()[-2:] for line in text.splitlines()
                if line.strip().startswith(("error findings", "fp32 ops", "overflow (error/warning)"))}

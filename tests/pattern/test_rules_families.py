@@ -7,9 +7,7 @@ import pytest
 import coremltools as ct
 
 import programs as P
-from milguard.actions.apply import carry_out
-from milguard.actions.decide import Context, decide
-from milguard.actions.options import Options
+from programs import rescaled
 from milguard.families import explain, families, find_patterns, member
 from milguard.mil import mb
 
@@ -24,14 +22,6 @@ def _reason(prog, kind):
     assert [m for m in find_patterns(prog) if m.kind == kind] == []
     return explain(prog, kind)
 
-
-def rescaled(prog, **opts):
-    """The program with every region rewritten into its rescaled form (decided as inside ct.convert)."""
-    options = Options.make(remedy="rescale", **opts)
-    ctx = Context(prog, options, casting=True)
-    carry_out(prog, decide(prog, options, context=ctx), ctx)
-    prog.validate()
-    return prog
 
 
 def test_the_catalogue_read_from_the_sources_is_the_registry():

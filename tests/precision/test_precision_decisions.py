@@ -13,6 +13,7 @@ import coremltools as ct
 
 import milguard
 import programs as P
+from programs import signature
 from milguard.actions.decide import remembered
 from milguard.mil import PassPipelineManager, dtype_name, iter_ops, mb, types
 
@@ -22,11 +23,6 @@ H = np.float16
 def convert(prog, target=ct.target.iOS17, **opts):
     return ct.convert(prog, convert_to="milinternal", minimum_deployment_target=target,
                       pass_pipeline=milguard.pipeline(**opts))
-
-
-def signature(prog):
-    return [(op.op_type, dtype_name(op.outputs[0])) for op in iter_ops(prog.functions["main"])
-            if op.op_type != "const"]
 
 
 def default(prog, target=ct.target.iOS17):

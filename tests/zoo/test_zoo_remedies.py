@@ -8,15 +8,11 @@ import pytest
 
 import milguard
 from milguard import zoo
-from milguard.mil import dtype_name, iter_ops, load
+from milguard.mil import load
+from programs import signature
 from roundtrip import assert_fix_round_trip
 
 pytestmark = pytest.mark.slow
-
-
-def signature(model):
-    fn = load(model).program.functions["main"]
-    return [(op.op_type, dtype_name(op.outputs[0])) for op in iter_ops(fn) if op.op_type != "const"]
 
 
 def test_minilm_calibrated_on_real_sentences_converts_exactly_as_the_default():
