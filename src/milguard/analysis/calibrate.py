@@ -85,17 +85,17 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
 def calibrate(model: Any, calibration: Any, *, function: str = "main",
               accumulate: str = "fp32") -> Calibration:
     """Run every sample through the fp32 reference and the typed program; hull the traces."""
-    from ..executor import run
+    from ..executor import prepare
 
     loaded = load(model)
-    program = loaded.program
     samples = checked_samples(loaded, calibration, function)
-    reference_program = widened(program, function)
+    reference = prepare(widened(loaded.program, function), function=function)   # each prepared once, run per sample
+    typed = prepare(loaded, accumulate=accumulate, function=function)
     cal = Calibration(function=function, samples=len(samples))
     for sample in samples:
         with np.errstate(all="ignore"):
-            ref = run(reference_program, _as_fp32(sample), trace=True, function=function)
-            act = run(program, sample, trace=True, accumulate=accumulate, function=function)
+            ref = reference(_as_fp32(sample), trace=True)
+            act = typed(sample, trace=True)
         _merge(cal.reference, ref)
         _merge(cal.actual, act)
     return cal
