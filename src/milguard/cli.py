@@ -126,10 +126,11 @@ def _fix(args: argparse.Namespace) -> int:
         fn = _function(loaded, model, args.function)
         ranges = _all_input_ranges(args, settings, fn)
         samples = _calibration(args.calibration, loaded, args.function)
-        before = _run_audit(progress, loaded, model, ranges, samples, args).to_dict()
+        audited = _run_audit(progress, loaded, model, ranges, samples, args)
+        before = audited.to_dict()
         with progress.step(f"applying the remedies and writing {out}"), _silenced(args.debug):
             fixed = keep_fp32(loaded, output=outputs.path("-o"), input_ranges=ranges or None,
-                              calibration=samples, **options)
+                              calibration=samples, evidence=audited.evidence, **options)
         with _silenced(args.debug):
             written = dataclasses.replace(load(outputs.path("-o")), path=out)
         after = _write_reports(_run_audit(progress, written, out, ranges, samples, args), args, outputs,

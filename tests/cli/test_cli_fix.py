@@ -93,3 +93,22 @@ def test_fix_calibrates_a_stateful_model_from_its_initial_state(cli, stateful, t
     code, stdout, err = cli("fix", model, "-o", out, "--calibration", sample)
     assert code == 0, err
     assert out.is_dir() and f"wrote {out}" in stdout
+
+
+def test_fix_decides_from_the_audits_evidence(cli, packages, tmp_path, monkeypatch):
+    """The input is calibrated once (the audit before), not again by keep_fp32; the output once more."""
+    import importlib
+
+    calibration = importlib.import_module("milguard.analysis.calibrate")   # the package exports a function of that name
+    audit = importlib.import_module("milguard.report.audit")
+
+    calls = []
+    real = calibration.calibrate
+
+    def counted(model, *args, **kwargs):
+        calls.append(model)
+        return real(model, *args, **kwargs)
+    monkeypatch.setattr(calibration, "calibrate", counted)
+    monkeypatch.setattr(audit, "calibrate", counted)
+    code, _, _ = cli("fix", packages["rms"], "-o", tmp_path / "f.mlpackage", "--calibration", packages["planted"], "-q")
+    assert code == 0 and len(calls) == 2

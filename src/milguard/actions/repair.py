@@ -16,14 +16,17 @@ METADATA_KEY = "milguard.remedies"
 _CLEANUP = ["common::dead_code_elimination", "common::cast_optimization", "common::dead_code_elimination"]
 
 
-def keep_fp32(model: Any, output: str | os.PathLike | None = None, **opts: Any) -> "ct.models.MLModel":
+def keep_fp32(model: Any, output: str | os.PathLike | None = None, *, evidence: Any = None,
+              **opts: Any) -> "ct.models.MLModel":
     """Load an fp16 ML program, decide per region and apply the remedies; return the model.
 
     ``model``: MLModel, path to a ``.mlpackage`` or pymil Program; it is never modified (a Program
     is copied). ``output``: optional path of a new ``.mlpackage`` (written atomically, never over an
     existing path). Options as for ``milguard.pipeline`` (remedy, calibration, compute_units,
     input_ranges, scope, families, exclude, keep_native). The decisions are listed as JSON in the
-    model's metadata under "milguard.remedies". Constants inside fp32 islands are the fp16 values
+    model's metadata under "milguard.remedies". ``evidence``: decide its function from this
+    :class:`~milguard.analysis.evidence.Evidence` (e.g. an audit's, ``AuditReport.evidence``, made
+    with the same options and data) instead of computing it again. Constants inside fp32 islands are the fp16 values
     widened to fp32: an fp16 package no longer holds the fp32 originals (convert with
     ``milguard.pipeline()`` for exact constants).
     """
@@ -31,6 +34,8 @@ def keep_fp32(model: Any, output: str | os.PathLike | None = None, **opts: Any) 
     loaded = load(model)
     program: Program = copy_program(loaded.program)
     ctx = Context(program, options)
+    if evidence is not None:
+        ctx.use(evidence)
     pairs = decide(program, options, context=ctx)
     carry_out(program, pairs, ctx)
     PassPipelineManager.apply_pipeline(program, PassPipeline(_CLEANUP, pipeline_name="milguard_cleanup"))

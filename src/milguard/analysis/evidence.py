@@ -85,5 +85,9 @@ def calibrated_evidence(program: Any, samples: Any, function: str = "main",
     """The values the program wants on the samples (fp16 vars widened to fp32)."""
     from .calibrate import calibrate
 
-    cal = calibrate(program, samples, function=function, accumulate=accumulate)
-    return Evidence("calibration", function, cal.reference, accumulate, samples=cal.samples)
+    return calibration_evidence(calibrate(program, samples, function=function, accumulate=accumulate), accumulate)
+
+
+def calibration_evidence(cal: Any, accumulate: str = "fp32") -> Evidence:
+    """The evidence of a :class:`~milguard.analysis.calibrate.Calibration` already run."""
+    return Evidence("calibration", cal.function, cal.reference, accumulate, samples=cal.samples)

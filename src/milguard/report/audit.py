@@ -127,6 +127,7 @@ class AuditReport:
     data: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)
     ranges: RangeMap | None = None
+    evidence: Any = None          # what the decisions were made from (keep_fp32 can decide from it too)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json())
@@ -167,8 +168,8 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
     if calibration is not None:
         cal = calibrate(program, calibration, function=function, accumulate=accumulate)
         observed = calibrated_findings(fn, cal, matches, ane_limits=ane_limits)
-    decisions = _decisions(program, function, matches, cal, input_ranges, compute_units, accumulate, remedy,
-                           options)
+    decisions, evidence = _decisions(program, function, matches, cal, input_ranges, compute_units, accumulate,
+                                     remedy, options)
     findings = _covered(apply_ignores(combine(bounds, observed, cal, fn), rules), matches, decisions)
     placement = _placement(fn, compute_units, loaded.metadata, function)
     data = {
@@ -189,7 +190,7 @@ def audit(model: Any, input_ranges: Mapping[str, tuple[float, float]] | None = N
         "placement": placement,
         "unknown_ops": [{"op": n, "op_type": t} for n, t in ranges.unknown_ops],
     }
-    return AuditReport(data=data, findings=findings, ranges=ranges)
+    return AuditReport(data=data, findings=findings, ranges=ranges, evidence=evidence)
 
 
 def _model_name(model: Any, loaded: Any) -> str:
@@ -235,19 +236,20 @@ def _unique(matches: Mapping[str, Any]) -> list[Any]:
 
 
 def _decisions(program: Any, function: str, matches: Mapping[str, Any], cal: Any, input_ranges: Any,
-               compute_units: str, accumulate: str, remedy: str, options: Mapping[str, Any]) -> dict[int, Any]:
-    """{id(match): Decision}, made as ``milguard fix`` makes them; calibration, when given, is the
-    evidence (the audit's own calibration run is reused)."""
+               compute_units: str, accumulate: str, remedy: str,
+               options: Mapping[str, Any]) -> tuple[dict[int, Any], Any]:
+    """({id(match): Decision}, the evidence they were made from), made as ``milguard fix`` makes
+    them; calibration, when given, is the evidence (the audit's own calibration run is reused)."""
     from ..actions.decide import Context, decide_match
     from ..actions.options import Options
-    from ..analysis.evidence import Evidence
+    from ..analysis.evidence import calibration_evidence
 
     opts = Options.make(remedy=remedy, compute_units=compute_units, accumulate=accumulate,
                         input_ranges=dict(input_ranges) if input_ranges else None, **options)
     ctx = Context(program, opts)
     if cal is not None:
-        ctx.use(Evidence("calibration", function, cal.reference, accumulate, samples=cal.samples))
-    return {id(m): decide_match(m, ctx) for m in _unique(matches)}
+        ctx.use(calibration_evidence(cal, accumulate))
+    return {id(m): decide_match(m, ctx) for m in _unique(matches)}, ctx.evidence(function)
 
 
 def _covered(findings: list[Finding], matches: Mapping[str, Any], decisions: Mapping[int, Any]) -> list[Finding]:
