@@ -89,7 +89,9 @@ def deep_stack(fn: Any) -> Any:
 def converted_llama() -> Any:
     """The zoo's LLaMA decoder layer through ct.convert: a program whose ops carry torch scopes."""
     from milguard.zoo import registry
-    return registry.convert("llama_decoder")._mil_program
+    from milguard.mil import converted_program
+
+    return converted_program(registry.convert("llama_decoder"))
 
 
 def measure(layers: int | str, repeats: int) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -118,10 +117,6 @@ def _cell(row: dict) -> str:
     text = f"**{text}**" if row.get("accurate") else text
     share = row.get("flops_fp16_share")
     return text if share is None else f"{text} ({truncated_pct(share)})"
-
-
-def _pct(x: float) -> str:
-    return f"{x:.0%}"
 
 
 def _x(x: float) -> str:

@@ -125,7 +125,7 @@ def load_config(path: str | Path | None = None) -> Settings:
 def _check_entries(s: Settings) -> None:
     """Entries that can be checked without the model: levels, rules, ranges, compute units."""
     from .analysis.findings import parse_ignores
-    from .placement.target import COMPUTE_UNITS
+    from .compute_units import COMPUTE_UNITS
 
     try:
         if s.fail_on is not None and s.fail_on not in FAIL_ON_LEVELS:

@@ -32,7 +32,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from bench_modules import load_bench_module
 from models.corpus import Arch, build
+
+snr_db = load_bench_module("common").snr_db      # the benchmarks' SNR, one definition
 
 SAMPLES = 4            # random inputs per model; the SNR pools them (one small output is a noisy estimate)
 FAMILIES = ("layer_norm", "rms_norm", "softmax", "group_norm", "l2_norm")
@@ -95,14 +98,6 @@ def count_torch(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Counter:
         for h in handles:
             h.remove()
     return counts
-
-
-def snr_db(ref: np.ndarray, out: np.ndarray) -> float:
-    ref64, out64 = np.asarray(ref, np.float64), np.asarray(out, np.float64)
-    if not np.isfinite(out64).all():
-        return float("-inf")
-    noise = float(np.sum((out64 - ref64) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref64 ** 2)) / noise)
 
 
 @dataclass

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..mil import dtype_name
+from .findings.operands import FLOAT_DTYPES
 from .interval import Interval
 
-FLOAT_DTYPES = ("fp16", "fp32", "fp64")
 
 
 @dataclass

@@ -211,14 +211,13 @@ def _summary(fn: Any, matches: Mapping[str, Any], findings: list[Finding], range
     for op in ops:
         types[op.op_type] = types.get(op.op_type, 0) + 1
     first = [dtype_name(op.outputs[0]) if op.outputs else None for op in ops]
-    unique = {id(m): m for m in matches.values()}
     return {
         "ops": len(ops),
         "op_types": dict(sorted(types.items())),
         "fp16_ops": first.count("fp16"),
         "fp32_ops": first.count("fp32"),
         "other_ops": len(ops) - first.count("fp16") - first.count("fp32"),
-        "patterns": len(unique),
+        "patterns": len(_unique(matches)),
         "findings": _counts(findings),
         "unknown_ops": len(ranges.unknown_ops),
     }
@@ -259,9 +258,13 @@ def _covered(findings: list[Finding], matches: Mapping[str, Any], decisions: Map
     for f in findings:
         m = matches.get(f.op)
         d = decisions.get(id(m)) if m is not None else None
-        covered = d is not None and (d.remedy != "none" or d.state != "fp16")
-        out.append(replace(f, covered_by=family(m.kind).pass_name if covered else None))
+        out.append(replace(f, covered_by=_covering_pass(m, d) if d is not None else None))
     return out
+
+
+def _covering_pass(match: Any, decision: Any) -> str | None:
+    """The family pass that covers ``match``: when milguard remedies the region, or already has."""
+    return family(match.kind).pass_name if decision.remedy != "none" or decision.state != "fp16" else None
 
 
 def _count_decisions(decisions: Mapping[int, Any]) -> dict[str, Any]:
@@ -277,10 +280,9 @@ def _patterns(matches: Mapping[str, Any], decisions: Mapping[int, Any]) -> list[
     for m in _unique(matches):
         module = next((module_path(op) for op in m.ops if module_path(op)), None)
         d = decisions[id(m)]
-        covered = d.remedy != "none" or d.state != "fp16"
         out.append({"kind": m.kind, "variant": m.variant, "rule": getattr(m.rule, "name", m.kind),
                     "ops": [op.name for op in m.ops], "precision": _precision(m.ops),
-                    "module": module, "covered_by": family(m.kind).pass_name if covered else None,
+                    "module": module, "covered_by": _covering_pass(m, d),
                     "state": d.state, "remedy": d.remedy, "verdict": d.verdict, "risk": d.risk, "why": d.why,
                     "evidence": d.evidence, "cost": d.cost.to_dict() if d.cost else None,
                     "considered": {k: v.to_dict() for k, v in d.considered.items()}})
