@@ -184,7 +184,7 @@ def rescaled(prog, *, casting=True, **opts):
 
     options = Options.make(remedy="rescale", **opts)
     ctx = Context(prog, options, casting=casting)
-    pairs = decide(prog, options, context=ctx)
+    pairs = decide(ctx)
     assert "rescale" in {d.remedy for _, d in pairs}, pairs
     carry_out(prog, pairs, ctx)
     prog.validate()

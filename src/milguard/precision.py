@@ -52,7 +52,7 @@ class FamilyPass(AbstractGraphPass):
         # an all-fp32 program about to be cast is decided as fp16; in a program already computing
         # fp16 (typed so, or converted before) an fp32 region is an island and stays one
         ctx = _context(prog, options, casting=will_cast and not typed)
-        pairs = decide(prog, options, context=ctx, family=self.family)
+        pairs = decide(ctx, self.family)
         # islands are built after add_fp16_cast when it runs later, or it would cast them back
         carry_out(prog, pairs, ctx, islands_now=not will_cast)
         remember(prog, [d for _, d in pairs])

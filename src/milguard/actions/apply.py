@@ -11,7 +11,6 @@ saved package) the islands are built at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from ..mil import FP16_CAST_SUFFIX, Block, Operation, Program, iter_ops, program_state, rewrite
 from ..pattern import Match, apply_rewrites

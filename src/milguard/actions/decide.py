@@ -221,15 +221,11 @@ def decide_match(match: Match, ctx: Context) -> Decision:
     return made(best, why, considered)
 
 
-def decide(program: Any, options: Options, *, casting: bool = False, function: str | None = None,
-           context: Context | None = None, matches: list[Match] | None = None,
-           family: str | None = None) -> list[tuple[Match, Decision]]:
-    """A decision for every match of every registered family, or of one ``family`` (``casting``:
-    the program is fp32 now and ``common::add_fp16_cast`` will make it fp16). Matches are found
-    among all families at once, as the audit finds them, so both see the same regions."""
-    ctx = context or Context(program, options, casting=casting)
-    found = matches if matches is not None else ctx.matches(function)
-    return [(m, decide_match(m, ctx)) for m in found if family is None or m.kind == family]
+def decide(ctx: Context, family: str | None = None) -> list[tuple[Match, Decision]]:
+    """A decision for every match of every registered family in ``ctx``'s program, or of one
+    ``family``. Matches are found among all families at once, as the audit finds them, so both see
+    the same regions."""
+    return [(m, decide_match(m, ctx)) for m in ctx.matches() if family is None or m.kind == family]
 
 
 def remember(program: Any, decisions: list[Decision]) -> None:

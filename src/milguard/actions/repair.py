@@ -36,7 +36,7 @@ def keep_fp32(model: Any, output: str | os.PathLike | None = None, *, evidence: 
     ctx = Context(program, options)
     if evidence is not None:
         ctx.use(evidence)
-    pairs = decide(program, options, context=ctx)
+    pairs = decide(ctx)
     carry_out(program, pairs, ctx)
     PassPipelineManager.apply_pipeline(program, PassPipeline(_CLEANUP, pipeline_name="milguard_cleanup"))
     record = json.dumps([d.to_dict() for _, d in pairs if d.remedy != "none"])
