@@ -22,7 +22,7 @@ from typing import Any
 
 from ..analysis.evidence import Evidence, calibrated_evidence, static_evidence
 from ..families import Member, family as family_of, find_patterns, member as member_of
-from ..mil import dtype_name, module_path, program_state
+from ..mil import dtype_name, iter_ops, module_path, program_state
 from ..mil.shapes import numel
 from ..pattern import Match, replaced_op
 from ..placement.remedy_cost import RemedyCost, island_cost, rescale_cost
@@ -129,16 +129,20 @@ class Context:
         if self.casting:
             return True
         if function not in self._fp16:
-            from ..mil import iter_ops
-            self._fp16[function] = any(op.op_type not in ("const", "cast") and op.outputs
-                                       and dtype_name(op.outputs[0]) == "fp16"
-                                       for op in iter_ops(self.program.functions[function]))
+            self._fp16[function] = any(_compute_dtype(op) == "fp16" for op in iter_ops(self.program.functions[function]))
         return self._fp16[function]
 
 
+def _compute_dtype(op) -> str | None:
+    """The float dtype an op computes in (its first output's); None for consts, casts and the rest."""
+    if op.op_type in ("const", "cast") or not op.outputs:
+        return None
+    dt = dtype_name(op.outputs[0])
+    return dt if dt in ("fp16", "fp32") else None
+
+
 def _compute_dtypes(match: Match) -> set[str]:
-    return {dtype_name(op.outputs[0]) for op in match.ops
-            if op.op_type not in ("const", "cast") and op.outputs and dtype_name(op.outputs[0]) in ("fp16", "fp32")}
+    return {dt for dt in map(_compute_dtype, match.ops) if dt is not None}
 
 
 def _state(match: Match, member: Member, ctx: Context) -> str:
